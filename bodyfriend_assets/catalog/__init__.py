@@ -1,0 +1,170 @@
+"""The catalog of legacy tables: one validated entry per source table.
+
+Everything else (legacy source assets, lv0 assets, the extraction plan, demo data) is derived
+from these entries, so a new table is one entry in ``legacy_tables.yaml``. The file is validated
+when definitions load; a bad entry fails with a message naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CATALOG_PATH = Path(__file__).with_name("legacy_tables.yaml")
+
+# Names that reach SQL as identifiers. They are quoted by SQLAlchemy as well; the pattern keeps
+# the catalog to plain ERP-style names so a typo cannot become something else.
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class CatalogError(ValueError):
+    """A catalog entry is invalid; the message names the entry and the field."""
+
+
+def _identifier(value: str) -> str:
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ValueError(f"{value!r} is not a plain SQL identifier (letters, digits, underscore)")
+    return value
+
+
+class SourceExpression(BaseModel):
+    """A column computed on the source, ``<function>(<argument>) AS <name>``.
+
+    The function lives in the table's own database (``RENTAL.dbo.FN_DEC`` on SQL Server, the
+    stand-in's ``rental.fn_dec`` elsewhere).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    function: str
+    argument: str
+
+    _names = field_validator("name", "function", "argument")(_identifier)
+
+
+class LegacyTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    database: str
+    table: str
+    schema_: str = Field("dbo", alias="schema")
+    keys: tuple[str, ...]
+    mode: Literal["incremental", "snapshot"]
+    cursor: str | None = None
+    lookback_minutes: int = Field(180, ge=0, le=7 * 24 * 60)
+    page_size: int = Field(20000, ge=1, le=1_000_000)
+    large: bool = False
+    expressions: tuple[SourceExpression, ...] = ()
+
+    _names = field_validator("database", "table", "schema_", "cursor")(
+        lambda v: v if v is None else _identifier(v)
+    )
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        if not keys:
+            raise ValueError("at least one key column is required")
+        for key in keys:
+            _identifier(key)
+        if len({k.lower() for k in keys}) != len(keys):
+            raise ValueError(f"key columns repeat: {list(keys)}")
+        return keys
+
+    @model_validator(mode="after")
+    def _mode_fits_cursor(self) -> LegacyTable:
+        if self.mode == "incremental" and self.cursor is None:
+            raise ValueError("an incremental table needs a cursor column")
+        if self.mode == "snapshot" and self.cursor is not None:
+            raise ValueError("a snapshot table reads the whole table; remove its cursor")
+        if self.cursor is not None and self.cursor.lower() in {k.lower() for k in self.keys}:
+            raise ValueError("the cursor column must not also be a key column")
+        names = [e.name.lower() for e in self.expressions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"expression names repeat: {names}")
+        return self
+
+    @property
+    def qualified_name(self) -> str:
+        """``RENTAL.R_ORDER_CONTRACT``: the name the old DAGs and operators use."""
+        return f"{self.database}.{self.table}"
+
+    @property
+    def source_schema(self) -> str:
+        """Schema of the stand-in (non SQL Server) source: the database name in lower case."""
+        return self.database.lower()
+
+    @property
+    def name(self) -> str:
+        """Lower-case table name: the lv0 table and the last part of every asset key."""
+        return self.table.lower()
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return tuple(k.lower() for k in self.keys)
+
+    @property
+    def cursor_column(self) -> str | None:
+        return self.cursor.lower() if self.cursor else None
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tables: tuple[LegacyTable, ...]
+
+    def by_name(self, name: str) -> LegacyTable:
+        """Look a table up by its lower-case name (``r_order_contract``) or ``DB.TABLE``."""
+        for table in self.tables:
+            if name.lower() in (table.name, table.qualified_name.lower()):
+                return table
+        raise KeyError(f"no catalog entry for {name!r}")
+
+
+def parse_catalog(document: dict) -> Catalog:
+    """Validate a catalog document (the parsed YAML); raise CatalogError naming the bad entry."""
+    if not isinstance(document, dict) or not isinstance(document.get("tables"), list):
+        raise CatalogError("the catalog must be a mapping with a 'tables' list")
+    unknown = set(document) - {"defaults", "tables"}
+    if unknown:
+        raise CatalogError(f"unknown top-level catalog keys: {sorted(unknown)}")
+    defaults = document.get("defaults") or {}
+    tables = []
+    for position, raw in enumerate(document["tables"], start=1):
+        label = _entry_label(raw, position)
+        if not isinstance(raw, dict):
+            raise CatalogError(f"catalog entry {label}: must be a mapping")
+        try:
+            tables.append(LegacyTable.model_validate({**defaults, **raw}))
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'entry'}: {e['msg']}" for e in err.errors()
+            )
+            raise CatalogError(f"catalog entry {label}: {problems}") from None
+    seen: dict[str, str] = {}
+    for table in tables:
+        if table.name in seen:
+            raise CatalogError(
+                f"catalog entries {seen[table.name]} and {table.qualified_name} would both "
+                f"write lv0.{table.name}"
+            )
+        seen[table.name] = table.qualified_name
+    return Catalog(tables=tuple(tables))
+
+
+def _entry_label(raw: object, position: int) -> str:
+    if isinstance(raw, dict) and raw.get("table"):
+        return f"#{position} ({raw.get('database', '?')}.{raw['table']})"
+    return f"#{position}"
+
+
+@cache
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    with open(path, encoding="utf-8") as handle:
+        return parse_catalog(yaml.safe_load(handle))

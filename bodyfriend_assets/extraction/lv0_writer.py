@@ -177,7 +177,7 @@ class Lv0Load:
                 sa.literal(self.lineage.run_id).label("_run_id"),
                 sa.func.to_char(cursor, "YYYY-MM-DD").label("_partition"),
             )
-            .distinct(*keys)
+            .ext(postgresql.distinct_on(*keys))
             .order_by(*keys, cursor.desc())
         )
         insert = postgresql.insert(target).from_select(

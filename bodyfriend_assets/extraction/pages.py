@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from bodyfriend_assets.extraction.copy_text import RowEncoder
+from bodyfriend_assets.extraction.lv0_writer import Lv0WriteError
 from bodyfriend_assets.extraction.source import SourceTable
 
 
@@ -47,6 +48,8 @@ def dbapi_pages(
             yield page
             if page.rows < page_size:
                 return
+            at_last = conn.execute(source.position_count_query(last)).scalar_one()
+            _refuse_shared_position(source, at_last, last)
             # READ COMMITTED: each page is its own statement; end the implicit transaction so no
             # lock or snapshot is held between pages.
             conn.rollback()
@@ -79,7 +82,24 @@ def copy_pages(source: SourceTable, legacy: Engine, window, page_size: int) -> I
                 del data
                 if rows < page_size:
                     return
-                driver.rollback()
+                at_last = conn.execute(source.position_count_query(last)).scalar_one()
+                _refuse_shared_position(source, at_last, last)
+                conn.rollback()
+
+
+def _refuse_shared_position(source: SourceTable, rows_at_position: int, last: list) -> None:
+    """A page must never end between two rows with the same (cursor, key): the next page starts
+    strictly after that position and would skip the others. Such rows mean the catalog keys are
+    not unique on the source, which is refused rather than loaded short."""
+    if rows_at_position > 1:
+        entry = source.entry
+        names = ([entry.cursor] if entry.cursor else []) + list(entry.keys)
+        position = ", ".join(f"{n}={v!r}" for n, v in zip(names, last))
+        raise Lv0WriteError(
+            f"{entry.qualified_name}: {rows_at_position} source rows share the key ({position}); "
+            f"the catalog keys {list(entry.keys)} are not unique on the source. "
+            f"lv0.{entry.name} was left unchanged"
+        )
 
 
 def last_line_values(copy_text: bytes, positions: list[int]) -> list[str | None]:

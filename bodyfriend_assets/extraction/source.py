@@ -152,6 +152,15 @@ class SourceTable:
             self.select_list, self._table_clause, self.order_by, window, last, page_size
         )
 
+    def position_count_query(self, last) -> sa.Select:
+        """How many source rows sit exactly at keyset position ``last`` (more than one means the
+        catalog keys are not unique on the source, and keyset paging would skip the others)."""
+        return (
+            sa.select(sa.func.count())
+            .select_from(self._table_clause)
+            .where(*(column == value for column, value in zip(self.order_by, last)))
+        )
+
     def count_query(self, window) -> sa.Select:
         query = sa.select(sa.func.count()).select_from(self._table_clause)
         return query if window is None else query.where(window)

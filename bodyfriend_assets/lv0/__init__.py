@@ -59,7 +59,7 @@ def build_lv0_asset(entry: LegacyTable) -> dg.AssetsDefinition:
             datahub.engine(),
             start=start,
             end=end,
-            lineage=Lineage(datetime.now(timezone.utc), context.run_id, keys.end if entry.mode == "snapshot" else partition),
+            lineage=Lineage(datetime.now(timezone.utc), context.run.run_id, keys.end if entry.mode == "snapshot" else partition),
             log=context.log.info,
         )
         return dg.MaterializeResult(metadata={**result.as_metadata(), "partitions": partition})

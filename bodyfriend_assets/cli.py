@@ -79,6 +79,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             partition_key=partition,
             instance=instance,
             resources={"legacy": LegacyDatabase(), "datahub": DataHub()},
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             raise_on_error=False,
         )
     rows = []

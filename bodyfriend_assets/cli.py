@@ -118,7 +118,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     settings.legacy_url()  # starts the embedded server (held while the UI runs) and seeds it once
     settings.datahub_url()
     prepare_instance_home()
-    command = ["dagster", "dev", "-h", args.host, "-p", str(args.port)]
+    command = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port)]
     workspace = PROJECT_ROOT / "workspace.yaml"
     if workspace.exists():
         command += ["-w", str(workspace)]

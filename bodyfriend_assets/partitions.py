@@ -6,15 +6,21 @@ way before it reaches a source query.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from dagster import DailyPartitionsDefinition, TimeWindow
+from dagster import DailyPartitionsDefinition, FreshnessPolicy, TimeWindow
 
 KST = ZoneInfo("Asia/Seoul")
 START_DATE = "2024-01-01"
 
 daily_partitions = DailyPartitionsDefinition(start_date=START_DATE, timezone="Asia/Seoul")
+
+# Every asset is refreshed each night for the finished day: by 07:00 KST it must have been
+# materialized since midnight KST.
+daily_freshness = FreshnessPolicy.cron(
+    deadline_cron="0 7 * * *", lower_bound_delta=timedelta(hours=7), timezone="Asia/Seoul"
+)
 
 
 def naive_kst(moment: datetime) -> datetime:

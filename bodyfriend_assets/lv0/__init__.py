@@ -14,8 +14,9 @@ from bodyfriend_assets.catalog import Catalog, LegacyTable
 from bodyfriend_assets.extraction.engine import extract_to_lv0
 from bodyfriend_assets.extraction.lv0_writer import Lineage
 from bodyfriend_assets.legacy import legacy_key
-from bodyfriend_assets.partitions import daily_partitions, naive_window
+from bodyfriend_assets.partitions import daily_freshness, daily_partitions, naive_window
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
+from bodyfriend_assets.retries import retry_connection_errors
 
 # Single-run backfills are what make a year of partitions one keyset pass; the API is stable
 # in practice but still labelled beta.
@@ -38,6 +39,7 @@ def build_lv0_asset(entry: LegacyTable) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=LARGE_TABLE_POOL if entry.large else None,
         kinds={"postgres"},
+        freshness_policy=daily_freshness,
         description=(
             f"Raw copy of {entry.qualified_name} in lv0.{entry.name} "
             f"({'rows changed in the partition, upserted by ' + ', '.join(entry.keys) if entry.mode == 'incremental' else 'whole-table snapshot'})."
@@ -53,15 +55,21 @@ def build_lv0_asset(entry: LegacyTable) -> dg.AssetsDefinition:
         start, end = naive_window(context.partition_time_window)
         keys = context.partition_key_range
         partition = keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
-        result = extract_to_lv0(
-            entry,
-            legacy.engine(),
-            datahub.engine(),
-            start=start,
-            end=end,
-            lineage=Lineage(datetime.now(timezone.utc), context.run.run_id, keys.end if entry.mode == "snapshot" else partition),
-            log=context.log.info,
+        lineage = Lineage(
+            loaded_at=datetime.now(timezone.utc),
+            run_id=context.run.run_id,
+            partition=keys.end if entry.mode == "snapshot" else partition,
         )
+        with retry_connection_errors(context):
+            result = extract_to_lv0(
+                entry,
+                legacy.engine(),
+                datahub.engine(),
+                start=start,
+                end=end,
+                lineage=lineage,
+                log=context.log.info,
+            )
         return dg.MaterializeResult(metadata={**result.as_metadata(), "partitions": partition})
 
     return _lv0

@@ -73,7 +73,12 @@ class Lv0Load:
     # -- setup -----------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        self.conn.execute(sa.schema.CreateSchema(LV0_SCHEMA, if_not_exists=True))
+        ensure_schema(self.conn.engine, LV0_SCHEMA)
+        # Loads of one table queue behind each other (two runs of overlapping partitions would
+        # otherwise race to create the table or deadlock in the upsert); other tables go on.
+        self.conn.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"{LV0_SCHEMA}.{self.source.entry.name}")))
+        )
         if self.incremental:
             self.target.create(self.conn, checkfirst=True)
             self._check_target_columns()
@@ -210,6 +215,15 @@ class Lv0Load:
             f"RENAME TO {preparer.quote(name + '_pkey')}"
         )
         return self.conn.execute(sa.select(sa.func.count()).select_from(self.target)).scalar_one()
+
+
+def ensure_schema(engine: sa.Engine, schema: str) -> None:
+    """Create ``schema`` if missing. Concurrent first loads would collide on CREATE SCHEMA IF NOT
+    EXISTS (it is not safe against itself), so creators take turns under an advisory lock, in a
+    short transaction of their own."""
+    with engine.begin() as conn:
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("create schema"))))
+        conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
 
 
 def _escape(text: str) -> str:

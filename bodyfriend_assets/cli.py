@@ -131,6 +131,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
         return 0
 
 
+def _dag_log_backfill(args: argparse.Namespace) -> int:
+    from bodyfriend_assets.compat.dag_log import cmd_dag_log_backfill
+
+    return cmd_dag_log_backfill(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bodyfriend", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(run=cmd_dev)
+
+    backfill = commands.add_parser(
+        "dag-log-backfill", help="rebuild public.dag_log from the Dagster instance's history"
+    )
+    backfill.set_defaults(run=_dag_log_backfill)
 
     args = parser.parse_args(argv)
     return args.run(args)

@@ -9,6 +9,13 @@ import dagster as dg
 
 from bodyfriend_assets.automation import daily_job, daily_schedule
 from bodyfriend_assets.catalog import load_catalog
+from bodyfriend_assets.compat.dag_ids import dag_ids_of
+from bodyfriend_assets.compat.dag_log import build_dag_log_sensor
+from bodyfriend_assets.compat.dependency_manager import (
+    build_dependency_manager_asset,
+    build_dependency_manager_check,
+    expected_dependencies,
+)
 from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.lv0.checks import build_lv0_checks
@@ -16,10 +23,20 @@ from bodyfriend_assets.resources import DataHub, LegacyDatabase
 
 catalog = load_catalog()
 
+# Every asset of the chain; the old system's tables are derived from it: dag_log mirrors their
+# materializations and dependency_manager is their lineage.
+platform_assets = [*legacy_specs(catalog), *lv0_assets(catalog)]
+dag_ids = dag_ids_of(platform_assets, catalog)
+dependencies = expected_dependencies(platform_assets, dag_ids)
+
 defs = dg.Definitions(
-    assets=[*legacy_specs(catalog), *lv0_assets(catalog)],
-    asset_checks=[check for entry in catalog.tables for check in build_lv0_checks(entry)],
+    assets=[*platform_assets, build_dependency_manager_asset(dependencies)],
+    asset_checks=[
+        *(check for entry in catalog.tables for check in build_lv0_checks(entry)),
+        build_dependency_manager_check(dependencies),
+    ],
     jobs=[daily_job],
     schedules=[daily_schedule],
+    sensors=[build_dag_log_sensor(dag_ids)],
     resources={"legacy": LegacyDatabase(), "datahub": DataHub()},
 )

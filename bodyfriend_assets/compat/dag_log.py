@@ -1,0 +1,346 @@
+"""``public.dag_log``: every successful materialization mirrored as its old DAG's completion.
+
+The old DAGs upserted ``(dag_id, completion_date, completion_datetime)`` when they succeeded,
+unique on ``(dag_id, completion_date)``, in Korean local time (UTC+9, naive). Here every
+materialization of an asset that has a DAG id (:mod:`.dag_ids`) is such a completion:
+
+- ``completion_date`` is the Korean date of the materialization's event timestamp, and
+  ``completion_datetime`` the Korean wall-clock time (naive);
+- a later completion on the same day moves ``completion_datetime`` forward, never back, so rows
+  can be written in any order, any number of times, and end up the same;
+- a failed run materializes nothing and so writes nothing.
+
+The sensor ``dag_log_mirror`` (:func:`build_dag_log_sensor`) does this continuously;
+:func:`backfill_dag_log` (``bodyfriend dag-log-backfill``) rebuilds the table from the instance's
+whole history.
+
+The sensor's cursor
+-------------------
+Per asset key, ``{"settled": S, "seen": [ids...]}`` (JSON, keys as ``lv0/r_goods``):
+
+- every materialization of the key with storage id <= S is in dag_log, and no other can ever
+  appear there (see below);
+- ``seen`` lists the storage ids above S that are already in dag_log.
+
+A tick reads, per key, every materialization after S (ascending, in pages), writes those not in
+``seen``, and returns the new cursor; Dagster saves it only after the tick returns, so the write
+is committed first. Storage ids come from one sequence but are committed by concurrent runs, so
+a lower id can become visible after a higher one (two runs of one asset, different partitions).
+A plain "last id" cursor would then skip it forever. Here S only moves past a record whose event
+timestamp is older than ``settle_seconds`` (default 300) when the tick starts: by then every lower
+id, whose insert began before that record's, has long been committed, and the tick's queries
+(issued later) see it. Younger records are kept in ``seen`` and read again by the following ticks
+(not written again) until they settle, which is also when a late lower id shows up and is
+written. Hence:
+
+- nothing is lost: a record is either <= S (written before S passed it) or read by every tick
+  until it is written;
+- nothing is written twice by the sensor: a record is written by the tick that first sees it,
+  then skipped through ``seen`` / S; should a tick's cursor be lost (a crash after the write, the
+  same cursor evaluated twice), the upsert is idempotent and the table is left identical;
+- a daemon down for a day: the next ticks read everything after S, ``max_records_per_tick`` new
+  records at a time (the rest on the following ticks), and write it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, Engine
+
+from bodyfriend_assets.resources import DataHub
+
+SENSOR_NAME = "dag_log_mirror"
+MINIMUM_INTERVAL_SECONDS = 30
+SETTLE_SECONDS = 300
+MAX_RECORDS_PER_TICK = 5000
+PAGE_SIZE = 500
+CURSOR_VERSION = 1
+
+# Korea Standard Time, as the old code wrote it: UTC+9, no daylight saving (none since 1988).
+KST = timezone(timedelta(hours=9), "KST")
+
+_metadata = sa.MetaData()
+DAG_LOG = sa.Table(
+    "dag_log",
+    _metadata,
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("completion_date", sa.Date, nullable=False),
+    sa.Column("completion_datetime", sa.DateTime(timezone=False), nullable=False),
+    sa.UniqueConstraint("dag_id", "completion_date", name="dag_log_dag_id_completion_date_key"),
+    schema="public",
+)
+_UPSERT_CHUNK = 1000
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def completion_kst(timestamp: float) -> datetime:
+    """An event timestamp (seconds since the epoch) as naive Korean local time."""
+    return datetime.fromtimestamp(timestamp, KST).replace(tzinfo=None)
+
+
+def ensure_table(conn: Connection, table: sa.Table) -> None:
+    """Create ``table`` if it is missing (serialized, so two writers cannot race to create it)."""
+    if sa.inspect(conn).has_table(table.name, schema=table.schema):
+        return
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"{table.schema}.{table.name}"))))
+    table.create(conn, checkfirst=True)
+
+
+def latest_per_day(completions: Iterable[tuple[str, datetime]]) -> dict[tuple[str, date], datetime]:
+    """(dag_id, Korean date) -> the latest completion that day."""
+    latest: dict[tuple[str, date], datetime] = {}
+    for dag_id, moment in completions:
+        key = (dag_id, moment.date())
+        if key not in latest or moment > latest[key]:
+            latest[key] = moment
+    return latest
+
+
+def upsert_completions(engine: Engine, completions: Iterable[tuple[str, datetime]]) -> int:
+    """Upsert completions (dag_id, naive KST datetime) into dag_log in one transaction.
+
+    Creates the table if missing. A row's completion_datetime only ever moves forward. Returns
+    the number of rows inserted or changed (0 when everything was already there).
+    """
+    rows = sorted(latest_per_day(completions).items())  # one order for every writer: no deadlocks
+    written = 0
+    with engine.begin() as conn:
+        ensure_table(conn, DAG_LOG)
+        for start in range(0, len(rows), _UPSERT_CHUNK):
+            statement = pg_insert(DAG_LOG).values(
+                [
+                    {"dag_id": dag_id, "completion_date": day, "completion_datetime": moment}
+                    for (dag_id, day), moment in rows[start : start + _UPSERT_CHUNK]
+                ]
+            )
+            statement = statement.on_conflict_do_update(
+                index_elements=[DAG_LOG.c.dag_id, DAG_LOG.c.completion_date],
+                set_={"completion_datetime": statement.excluded.completion_datetime},
+                where=sa.or_(
+                    DAG_LOG.c.completion_datetime.is_(None),
+                    DAG_LOG.c.completion_datetime < statement.excluded.completion_datetime,
+                ),
+            ).returning(DAG_LOG.c.dag_id)
+            written += len(conn.execute(statement).all())
+    return written
+
+
+# -- the cursor -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyPosition:
+    """Where the mirror stands on one asset key (see the module docstring)."""
+
+    settled: int = 0
+    seen: frozenset[int] = frozenset()
+
+
+def parse_cursor(cursor: str | None) -> dict[dg.AssetKey, KeyPosition]:
+    if not cursor:
+        return {}
+    try:
+        document = json.loads(cursor)
+        if document.get("version") != CURSOR_VERSION:
+            raise ValueError(f"version {document.get('version')!r}")
+        return {
+            dg.AssetKey.from_user_string(key): KeyPosition(
+                int(value["settled"]), frozenset(int(i) for i in value.get("seen", ()))
+            )
+            for key, value in document["keys"].items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
+        raise ValueError(
+            f"{SENSOR_NAME}: unreadable cursor ({err}); clear it to mirror the whole history again "
+            "(idempotent)"
+        ) from None
+
+
+def format_cursor(positions: Mapping[dg.AssetKey, KeyPosition]) -> str:
+    keys = {
+        key.to_user_string(): {"settled": position.settled, "seen": sorted(position.seen)}
+        for key, position in sorted(positions.items(), key=lambda item: item[0].to_user_string())
+        if position != KeyPosition()
+    }
+    return json.dumps({"version": CURSOR_VERSION, "keys": keys}, separators=(",", ":"))
+
+
+@dataclass
+class Tick:
+    """What one tick read: the new completions to write and the cursor to save after writing."""
+
+    positions: dict[dg.AssetKey, KeyPosition]
+    completions: list[tuple[str, datetime]] = field(default_factory=list)
+    backlog: bool = False  # the record budget ran out: the next tick goes on
+
+
+def read_new_completions(
+    instance: dg.DagsterInstance,
+    dag_ids: Mapping[dg.AssetKey, str],
+    positions: Mapping[dg.AssetKey, KeyPosition],
+    *,
+    now: float,
+    settle_seconds: float = SETTLE_SECONDS,
+    max_records: int = MAX_RECORDS_PER_TICK,
+    page_size: int = PAGE_SIZE,
+) -> Tick:
+    """Read every materialization not yet mirrored; ``now`` must be taken before calling."""
+    horizon = now - settle_seconds
+    budget = max_records
+    tick = Tick(positions={})
+    for key in sorted(dag_ids, key=lambda k: k.to_user_string()):
+        position = positions.get(key, KeyPosition())
+        if budget <= 0:
+            tick.positions[key] = position
+            tick.backlog = True
+            continue
+        fetched: list[dg.EventLogRecord] = []
+        fresh: list[dg.EventLogRecord] = []
+        after = position.settled
+        while True:
+            limit = min(page_size, budget - len(fresh))  # > 0: checked below
+            page = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_storage_id=after),
+                limit=limit,
+                ascending=True,
+            ).records
+            fetched.extend(page)
+            fresh.extend(r for r in page if r.storage_id not in position.seen)
+            if len(page) < limit:
+                break  # read to the end
+            after = page[-1].storage_id
+            if len(fresh) >= budget:
+                tick.backlog = True  # maybe more: the next tick goes on from the cursor
+                break
+        budget -= len(fresh)
+        tick.completions.extend((dag_ids[key], completion_kst(r.timestamp)) for r in fresh)
+        settled = max([position.settled, *(r.storage_id for r in fetched if r.timestamp <= horizon)])
+        seen = {i for i in position.seen if i > settled}
+        seen.update(r.storage_id for r in fetched if r.storage_id > settled)
+        tick.positions[key] = KeyPosition(settled, frozenset(seen))
+    return tick
+
+
+# -- the sensor -----------------------------------------------------------------------------
+
+
+def build_dag_log_sensor(
+    dag_ids: Mapping[dg.AssetKey, str],
+    *,
+    name: str = SENSOR_NAME,
+    minimum_interval_seconds: int = MINIMUM_INTERVAL_SECONDS,
+    settle_seconds: float = SETTLE_SECONDS,
+    max_records_per_tick: int = MAX_RECORDS_PER_TICK,
+    clock: Callable[[], float] = time.time,
+) -> dg.SensorDefinition:
+    """The ``dag_log_mirror`` sensor over the given assets (asset key -> DAG id).
+
+    Running by default; it launches no runs and reports what it wrote as the tick's skip reason.
+    It needs the ``datahub`` resource.
+    """
+    dag_ids = dict(dag_ids)
+
+    @dg.sensor(
+        name=name,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Mirrors every materialization of the assets that stand for an old Airflow DAG into "
+            "public.dag_log (dag_id, completion_date, completion_datetime in KST) on the Data Hub."
+        ),
+    )
+    def _dag_log_mirror(context: dg.SensorEvaluationContext, datahub: DataHub) -> dg.SensorResult:
+        now = clock()  # before any read: see the module docstring
+        tick = read_new_completions(
+            context.instance,
+            dag_ids,
+            parse_cursor(context.cursor),
+            now=now,
+            settle_seconds=settle_seconds,
+            max_records=max_records_per_tick,
+        )
+        written = upsert_completions(datahub.engine(), tick.completions)
+        message = (
+            f"{len(tick.completions)} new materializations mirrored into public.dag_log "
+            f"({written} rows inserted or updated)"
+            + ("; more to read on the next tick" if tick.backlog else "")
+        )
+        if tick.completions:
+            context.log.info(message)
+        return dg.SensorResult(skip_reason=dg.SkipReason(message), cursor=format_cursor(tick.positions))
+
+    return _dag_log_mirror
+
+
+# -- the backfill ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackfillSummary:
+    materializations: int
+    rows: int  # (dag_id, date) rows the history yields
+    written: int  # rows inserted or moved forward
+
+
+def backfill_dag_log(
+    instance: dg.DagsterInstance,
+    engine: Engine,
+    dag_ids: Mapping[dg.AssetKey, str],
+    *,
+    page_size: int = 1000,
+) -> BackfillSummary:
+    """Upsert dag_log from every materialization in the instance's history (idempotent).
+
+    Rows not produced by this history (the old system's own rows, say) are left alone.
+    """
+    latest: dict[tuple[str, date], datetime] = {}
+    count = 0
+    for key in sorted(dag_ids, key=lambda k: k.to_user_string()):
+        after = 0
+        while True:
+            page = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, after_storage_id=after),
+                limit=page_size,
+                ascending=True,
+            ).records
+            count += len(page)
+            for row, moment in latest_per_day(
+                (dag_ids[key], completion_kst(r.timestamp)) for r in page
+            ).items():
+                if row not in latest or moment > latest[row]:
+                    latest[row] = moment
+            if len(page) < page_size:
+                break
+            after = page[-1].storage_id
+    written = upsert_completions(engine, ((dag_id, moment) for (dag_id, _), moment in latest.items()))
+    return BackfillSummary(materializations=count, rows=len(latest), written=written)
+
+
+def cmd_dag_log_backfill(args: argparse.Namespace) -> int:
+    """``bodyfriend dag-log-backfill``: rebuild dag_log from the platform instance's history."""
+    from bodyfriend_assets import settings
+    from bodyfriend_assets.cli import prepare_instance_home
+    from bodyfriend_assets.definitions import dag_ids
+
+    prepare_instance_home()
+    began = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        summary = backfill_dag_log(instance, DataHub().engine(), dag_ids)
+    print(
+        f"dag_log: {summary.materializations:,} materializations of {len(dag_ids)} assets -> "
+        f"{summary.rows:,} (dag_id, day) rows, {summary.written:,} inserted or updated in "
+        f"public.dag_log on {settings.describe_url(settings.datahub_url())} "
+        f"in {time.monotonic() - began:.1f}s"
+    )
+    return 0

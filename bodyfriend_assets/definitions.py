@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from bodyfriend_assets.automation import daily_job, daily_schedule
+from bodyfriend_assets.automation import compat_job, compat_schedule, daily_job, daily_schedule
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.compat.dag_ids import dag_ids_of
 from bodyfriend_assets.compat.dag_log import build_dag_log_sensor
@@ -35,8 +35,8 @@ defs = dg.Definitions(
         *(check for entry in catalog.tables for check in build_lv0_checks(entry)),
         build_dependency_manager_check(dependencies),
     ],
-    jobs=[daily_job],
-    schedules=[daily_schedule],
+    jobs=[daily_job, compat_job],
+    schedules=[daily_schedule, compat_schedule],
     sensors=[build_dag_log_sensor(dag_ids)],
     resources={"legacy": LegacyDatabase(), "datahub": DataHub()},
 )

@@ -68,7 +68,8 @@ def test_two_entries_for_one_lv0_table_are_refused():
         parse_catalog({"tables": [entry, {**entry, "database": "UNIERP5"}]})
 
 
-def test_dagster_validates_the_workspace():
+def test_dagster_validates_the_workspace(pg_server_url):
+    # pg_server_url: the embedded server is up before the subprocess's instance attaches to it
     done = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "bodyfriend_assets.definitions"],
         capture_output=True,

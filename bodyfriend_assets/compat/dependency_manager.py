@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bodyfriend_assets.compat.dag_ids import LineageNode, lineage_nodes
 from bodyfriend_assets.compat.dag_log import ensure_table
+from bodyfriend_assets.partitions import daily_freshness
 from bodyfriend_assets.resources import DataHub
 
 DEPENDENCY_MANAGER_KEY = dg.AssetKey(["compat", "dependency_manager"])
@@ -178,6 +179,7 @@ def build_dependency_manager_asset(pairs: Iterable[Pair]) -> dg.AssetsDefinition
         group_name=GROUP,
         kinds={"postgres"},
         code_version=lineage_version(lineage),
+        freshness_policy=daily_freshness,
         description=(
             "public.dependency_manager(asis_dag, tobe_dag) on the Data Hub, made equal to the asset "
             "lineage: one row per upstream DAG of every asset that stands for an old Airflow DAG."

@@ -329,9 +329,10 @@ def kill_mid_load(tmp_path, platform_env, datahub, entry: LegacyTable, window, r
             return lines.count("page")
 
         wait_for(lambda: pages_read() >= KILL_AFTER_PAGES, f"{KILL_AFTER_PAGES} pages")
-        # Mid-load for real: the child holds an open transaction on the Data Hub right now.
+        # Mid-load for real: the child holds an open transaction on the Data Hub right now (its
+        # other pooled connection, used to create the schema, sits idle).
         hub_sessions = [s for s in sessions(datahub, app) if s[0] == datahub_url.database]
-        assert hub_sessions and all(in_xact for _, _, in_xact in hub_sessions), hub_sessions
+        assert any(in_xact for _, _, in_xact in hub_sessions), hub_sessions
         os.kill(child.pid, signal.SIGKILL)
         assert child.wait(30) == -signal.SIGKILL
     finally:

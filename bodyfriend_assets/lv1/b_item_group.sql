@@ -1,0 +1,16 @@
+-- Item groups (품목그룹).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+--
+-- key: item_group_cd
+-- mode: full
+SELECT DISTINCT ON (item_group_cd)
+    btrim(s.item_group_cd) AS item_group_cd,
+    NULLIF(btrim(s.item_group_nm), '') AS item_group_nm,
+    s.item_group_lvl,
+    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt
+FROM lv0.b_item_group AS s
+ORDER BY item_group_cd, s.updt_dt DESC NULLS LAST

@@ -1,0 +1,16 @@
+-- Sales organisations (영업조직).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+--
+-- key: sales_org
+-- mode: full
+SELECT DISTINCT ON (sales_org)
+    btrim(s.sales_org) AS sales_org,
+    NULLIF(btrim(s.sales_org_nm), '') AS sales_org_nm,
+    s.sales_org_lvl,
+    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt
+FROM lv0.b_sale_org AS s
+ORDER BY sales_org, s.updt_dt DESC NULLS LAST

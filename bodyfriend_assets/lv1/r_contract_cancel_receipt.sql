@@ -1,0 +1,48 @@
+-- Contract cancellation requests (해지접수).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+-- Each run upserts the rows lv0 changed in its days, and in the day before (lookback_days)
+-- for rows lv0 filed late under their own, earlier day.
+--
+-- key: receipt_no
+-- mode: incremental
+-- driving: lv0.r_contract_cancel_receipt
+-- lookback_days: 1
+-- index: order_no
+SELECT DISTINCT ON (receipt_no)
+    btrim(s.receipt_no) AS receipt_no,
+    NULLIF(btrim(s.order_no), '') AS order_no,
+    NULLIF(btrim(s.cust_no), '') AS cust_no,
+    CASE WHEN btrim(s.receipt_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.receipt_dt), 'date') THEN CAST(btrim(s.receipt_dt) AS date) END AS receipt_dt,
+    NULLIF(btrim(s.cancel_type_cd), '') AS cancel_type_cd,
+    cancel_type.minor_nm AS cancel_type_nm,
+    NULLIF(btrim(s.cancel_rsn_cd), '') AS cancel_rsn_cd,
+    cancel_rsn.minor_nm AS cancel_rsn_nm,
+    NULLIF(btrim(s.cancel_rsn_desc), '') AS cancel_rsn_desc,
+    CASE WHEN btrim(s.cancel_hope_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.cancel_hope_dt), 'date') THEN CAST(btrim(s.cancel_hope_dt) AS date) END AS cancel_hope_dt,
+    s.penalty_amt,
+    s.refund_amt,
+    CASE WHEN btrim(s.collect_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.collect_dt), 'date') THEN CAST(btrim(s.collect_dt) AS date) END AS collect_dt,
+    NULLIF(btrim(s.proc_status_cd), '') AS proc_status_cd,
+    proc_status.minor_nm AS proc_status_nm,
+    NULLIF(btrim(s.proc_user_id), '') AS proc_user_id,
+    NULLIF(btrim(s.bank_cd), '') AS bank_cd,
+    bank.minor_nm AS bank_nm,
+    NULLIF(btrim(s.acct_no), '') AS acct_no,
+    NULLIF(btrim(s.acct_holder_nm), '') AS acct_holder_nm,
+    NULLIF(btrim(s.remark), '') AS remark,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt,
+    s._partition
+FROM lv0.r_contract_cancel_receipt AS s
+LEFT JOIN lv1.code_master AS cancel_type
+    ON cancel_type.major_cd = 'R3004' AND cancel_type.minor_cd = btrim(s.cancel_type_cd)  -- 해지유형
+LEFT JOIN lv1.code_master AS cancel_rsn
+    ON cancel_rsn.major_cd = 'R3002' AND cancel_rsn.minor_cd = btrim(s.cancel_rsn_cd)  -- 해지사유
+LEFT JOIN lv1.code_master AS proc_status
+    ON proc_status.major_cd = 'R2002' AND proc_status.minor_cd = btrim(s.proc_status_cd)  -- 처리상태
+LEFT JOIN lv1.code_master AS bank
+    ON bank.major_cd = 'R1005' AND bank.minor_cd = btrim(s.bank_cd)  -- 은행
+WHERE s._partition BETWEEN :partition_start AND :partition_end
+ORDER BY receipt_no, s.updt_dt DESC NULLS LAST

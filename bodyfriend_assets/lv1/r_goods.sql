@@ -1,0 +1,30 @@
+-- Products (상품).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+--
+-- key: goods_cd
+-- mode: full
+SELECT DISTINCT ON (goods_cd)
+    btrim(s.goods_cd) AS goods_cd,
+    NULLIF(btrim(s.goods_nm), '') AS goods_nm,
+    NULLIF(btrim(s.goods_type_cd), '') AS goods_type_cd,
+    goods_type.minor_nm AS goods_type_nm,
+    NULLIF(btrim(s.item_group_cd), '') AS item_group_cd,
+    NULLIF(btrim(s.model_nm), '') AS model_nm,
+    NULLIF(btrim(s.color_nm), '') AS color_nm,
+    s.rental_amt,
+    s.sale_amt,
+    s.cost_amt,
+    CASE WHEN btrim(s.release_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.release_dt), 'date') THEN CAST(btrim(s.release_dt) AS date) END AS release_dt,
+    CASE upper(btrim(s.discontinue_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS discontinue_yn,
+    s.weight_kg,
+    s.warranty_month,
+    NULLIF(btrim(s.goods_desc), '') AS goods_desc,
+    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt
+FROM lv0.r_goods AS s
+LEFT JOIN lv1.code_master AS goods_type
+    ON goods_type.major_cd = 'R6001' AND goods_type.minor_cd = btrim(s.goods_type_cd)  -- 상품유형
+ORDER BY goods_cd, s.updt_dt DESC NULLS LAST

@@ -1,0 +1,26 @@
+-- Promotions (프로모션).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+--
+-- key: promotion_cd
+-- mode: full
+SELECT DISTINCT ON (promotion_cd)
+    btrim(s.promotion_cd) AS promotion_cd,
+    NULLIF(btrim(s.promotion_nm), '') AS promotion_nm,
+    NULLIF(btrim(s.promo_type_cd), '') AS promo_type_cd,
+    promo_type.minor_nm AS promo_type_nm,
+    CASE WHEN btrim(s.start_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.start_dt), 'date') THEN CAST(btrim(s.start_dt) AS date) END AS start_dt,
+    CASE WHEN btrim(s.end_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.end_dt), 'date') THEN CAST(btrim(s.end_dt) AS date) END AS end_dt,
+    s.discount_rate,
+    s.discount_amt,
+    s.free_month_cnt,
+    NULLIF(btrim(s.target_goods_cd), '') AS target_goods_cd,
+    NULLIF(btrim(s.remark), '') AS remark,
+    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt
+FROM lv0.r_promotion AS s
+LEFT JOIN lv1.code_master AS promo_type
+    ON promo_type.major_cd = 'R6003' AND promo_type.minor_cd = btrim(s.promo_type_cd)  -- 프로모션유형
+ORDER BY promotion_cd, s.updt_dt DESC NULLS LAST

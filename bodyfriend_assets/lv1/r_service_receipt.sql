@@ -1,0 +1,130 @@
+-- After-sales service requests (서비스접수).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+-- tel_no and hand_tel_no are the numbers decrypted on the source (DEC_TEL_NO,
+-- DEC_HAND_TEL_NO), normalised; the ciphertext is not kept.
+-- Each run upserts the rows lv0 changed in its days, and in the day before (lookback_days)
+-- for rows lv0 filed late under their own, earlier day.
+--
+-- key: receipt_no
+-- mode: incremental
+-- driving: lv0.r_service_receipt
+-- lookback_days: 1
+-- index: order_no
+SELECT DISTINCT ON (receipt_no)
+    btrim(s.receipt_no) AS receipt_no,
+    NULLIF(btrim(s.order_no), '') AS order_no,
+    NULLIF(btrim(s.cust_no), '') AS cust_no,
+    NULLIF(btrim(s.goods_cd), '') AS goods_cd,
+    CASE WHEN btrim(s.receipt_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.receipt_dt), 'date') THEN CAST(btrim(s.receipt_dt) AS date) END AS receipt_dt,
+    s.receipt_dttm,
+    NULLIF(btrim(s.receipt_type_cd), '') AS receipt_type_cd,
+    receipt_type.minor_nm AS receipt_type_nm,
+    NULLIF(btrim(s.receipt_path_cd), '') AS receipt_path_cd,
+    receipt_path.minor_nm AS receipt_path_nm,
+    NULLIF(btrim(s.svc_status_cd), '') AS svc_status_cd,
+    svc_status.minor_nm AS svc_status_nm,
+    NULLIF(btrim(s.priority_cd), '') AS priority_cd,
+    priority.minor_nm AS priority_nm,
+    NULLIF(btrim(s.symptom_big_cd), '') AS symptom_big_cd,
+    NULLIF(btrim(s.symptom_mid_cd), '') AS symptom_mid_cd,
+    NULLIF(btrim(s.symptom_sml_cd), '') AS symptom_sml_cd,
+    NULLIF(btrim(s.symptom_desc), '') AS symptom_desc,
+    NULLIF(btrim(s.error_cd), '') AS error_cd,
+    NULLIF(btrim(s.cust_nm), '') AS cust_nm,
+    NULLIF(regexp_replace(regexp_replace(s.dec_tel_no, '[^0-9]', '', 'g'), '^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\1-\2-\3'), '') AS tel_no,
+    NULLIF(regexp_replace(regexp_replace(s.dec_hand_tel_no, '[^0-9]', '', 'g'), '^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\1-\2-\3'), '') AS hand_tel_no,
+    NULLIF(btrim(s.zip_cd), '') AS zip_cd,
+    NULLIF(btrim(s.addr1), '') AS addr1,
+    NULLIF(btrim(s.addr2), '') AS addr2,
+    CASE WHEN btrim(s.visit_hope_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.visit_hope_dt), 'date') THEN CAST(btrim(s.visit_hope_dt) AS date) END AS visit_hope_dt,
+    NULLIF(btrim(s.visit_hope_time), '') AS visit_hope_time,
+    CASE WHEN btrim(s.visit_plan_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.visit_plan_dt), 'date') THEN CAST(btrim(s.visit_plan_dt) AS date) END AS visit_plan_dt,
+    CASE WHEN btrim(s.visit_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.visit_dt), 'date') THEN CAST(btrim(s.visit_dt) AS date) END AS visit_dt,
+    s.visit_start_dttm,
+    s.visit_end_dttm,
+    NULLIF(btrim(s.svc_center_cd), '') AS svc_center_cd,
+    svc_center.minor_nm AS svc_center_nm,
+    NULLIF(btrim(s.region_cd), '') AS region_cd,
+    region.minor_nm AS region_nm,
+    s.promise_dttm,
+    NULLIF(btrim(s.engineer_user_id), '') AS engineer_user_id,
+    NULLIF(btrim(s.receipt_user_id), '') AS receipt_user_id,
+    NULLIF(btrim(s.assign_user_id), '') AS assign_user_id,
+    s.assign_dttm,
+    s.complete_dttm,
+    NULLIF(btrim(s.proc_result_cd), '') AS proc_result_cd,
+    proc_result.minor_nm AS proc_result_nm,
+    NULLIF(btrim(s.proc_desc), '') AS proc_desc,
+    NULLIF(btrim(s.cust_request), '') AS cust_request,
+    NULLIF(btrim(s.engineer_memo), '') AS engineer_memo,
+    NULLIF(btrim(s.delay_rsn), '') AS delay_rsn,
+    NULLIF(btrim(s.replace_goods_cd), '') AS replace_goods_cd,
+    NULLIF(btrim(s.part_cd), '') AS part_cd,
+    NULLIF(btrim(s.part_nm), '') AS part_nm,
+    s.part_qty,
+    s.part_amt,
+    s.svc_amt,
+    s.travel_amt,
+    s.tot_amt,
+    s.vat_amt,
+    CASE upper(btrim(s.pay_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS pay_yn,
+    NULLIF(btrim(s.pay_method_cd), '') AS pay_method_cd,
+    pay_method.minor_nm AS pay_method_nm,
+    CASE upper(btrim(s.free_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS free_yn,
+    CASE upper(btrim(s.warranty_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS warranty_yn,
+    CASE WHEN btrim(s.warranty_end_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.warranty_end_dt), 'date') THEN CAST(btrim(s.warranty_end_dt) AS date) END AS warranty_end_dt,
+    s.product_use_month,
+    NULLIF(btrim(s.serial_no), '') AS serial_no,
+    NULLIF(btrim(s.firmware_ver), '') AS firmware_ver,
+    CASE upper(btrim(s.revisit_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS revisit_yn,
+    NULLIF(btrim(s.parent_receipt_no), '') AS parent_receipt_no,
+    CASE upper(btrim(s.cancel_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS cancel_yn,
+    NULLIF(btrim(s.cancel_rsn), '') AS cancel_rsn,
+    NULLIF(btrim(s.call_id), '') AS call_id,
+    NULLIF(btrim(s.record_file_nm), '') AS record_file_nm,
+    CASE upper(btrim(s.happy_call_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS happy_call_yn,
+    CASE WHEN btrim(s.happy_call_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.happy_call_dt), 'date') THEN CAST(btrim(s.happy_call_dt) AS date) END AS happy_call_dt,
+    s.cust_sign_img,
+    s.sign_dttm,
+    CASE upper(btrim(s.sms_send_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS sms_send_yn,
+    CASE upper(btrim(s.kakao_send_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS kakao_send_yn,
+    CASE upper(btrim(s.survey_send_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS survey_send_yn,
+    CASE upper(btrim(s.claim_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS claim_yn,
+    NULLIF(btrim(s.cust_satisfy_cd), '') AS cust_satisfy_cd,
+    cust_satisfy.minor_nm AS cust_satisfy_nm,
+    CASE upper(btrim(s.recall_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS recall_yn,
+    CASE upper(btrim(s.remote_area_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS remote_area_yn,
+    CASE upper(btrim(s.vip_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS vip_yn,
+    s.repeat_cnt,
+    s.distance_km,
+    s.latitude,
+    s.longitude,
+    s.crm_flag,
+    NULLIF(btrim(s.remark), '') AS remark,
+    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt,
+    s._partition
+FROM lv0.r_service_receipt AS s
+LEFT JOIN lv1.code_master AS receipt_type
+    ON receipt_type.major_cd = 'R2001' AND receipt_type.minor_cd = btrim(s.receipt_type_cd)  -- 접수유형
+LEFT JOIN lv1.code_master AS receipt_path
+    ON receipt_path.major_cd = 'R2004' AND receipt_path.minor_cd = btrim(s.receipt_path_cd)  -- 접수경로
+LEFT JOIN lv1.code_master AS svc_status
+    ON svc_status.major_cd = 'R2002' AND svc_status.minor_cd = btrim(s.svc_status_cd)  -- 처리상태
+LEFT JOIN lv1.code_master AS priority
+    ON priority.major_cd = 'R2006' AND priority.minor_cd = btrim(s.priority_cd)  -- 우선순위
+LEFT JOIN lv1.code_master AS svc_center
+    ON svc_center.major_cd = 'R2005' AND svc_center.minor_cd = btrim(s.svc_center_cd)  -- 서비스센터
+LEFT JOIN lv1.code_master AS region
+    ON region.major_cd = 'C1004' AND region.minor_cd = btrim(s.region_cd)  -- 시도
+LEFT JOIN lv1.code_master AS proc_result
+    ON proc_result.major_cd = 'R2003' AND proc_result.minor_cd = btrim(s.proc_result_cd)  -- 처리결과
+LEFT JOIN lv1.code_master AS pay_method
+    ON pay_method.major_cd = 'R1004' AND pay_method.minor_cd = btrim(s.pay_method_cd)  -- 결제수단
+LEFT JOIN lv1.code_master AS cust_satisfy
+    ON cust_satisfy.major_cd = 'R4002' AND cust_satisfy.minor_cd = btrim(s.cust_satisfy_cd)  -- 만족도
+WHERE s._partition BETWEEN :partition_start AND :partition_end
+ORDER BY receipt_no, s.updt_dt DESC NULLS LAST

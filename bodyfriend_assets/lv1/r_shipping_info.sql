@@ -1,0 +1,44 @@
+-- Deliveries and installations (배송정보).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+-- Each run upserts the rows lv0 changed in its days, and in the day before (lookback_days)
+-- for rows lv0 filed late under their own, earlier day.
+--
+-- key: shipping_no
+-- mode: incremental
+-- driving: lv0.r_shipping_info
+-- lookback_days: 1
+-- index: order_no
+SELECT DISTINCT ON (shipping_no)
+    btrim(s.shipping_no) AS shipping_no,
+    NULLIF(btrim(s.order_no), '') AS order_no,
+    NULLIF(btrim(s.cust_no), '') AS cust_no,
+    NULLIF(btrim(s.goods_cd), '') AS goods_cd,
+    s.qty,
+    NULLIF(btrim(s.ship_status_cd), '') AS ship_status_cd,
+    ship_status.minor_nm AS ship_status_nm,
+    CASE WHEN btrim(s.ship_req_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.ship_req_dt), 'date') THEN CAST(btrim(s.ship_req_dt) AS date) END AS ship_req_dt,
+    CASE WHEN btrim(s.ship_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.ship_dt), 'date') THEN CAST(btrim(s.ship_dt) AS date) END AS ship_dt,
+    CASE WHEN btrim(s.inst_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.inst_dt), 'date') THEN CAST(btrim(s.inst_dt) AS date) END AS inst_dt,
+    NULLIF(btrim(s.rcv_nm), '') AS rcv_nm,
+    NULLIF(regexp_replace(regexp_replace(s.rcv_tel_no, '[^0-9]', '', 'g'), '^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\1-\2-\3'), '') AS rcv_tel_no,
+    NULLIF(regexp_replace(regexp_replace(s.rcv_hand_tel_no, '[^0-9]', '', 'g'), '^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\1-\2-\3'), '') AS rcv_hand_tel_no,
+    NULLIF(btrim(s.zip_cd), '') AS zip_cd,
+    NULLIF(btrim(s.addr1), '') AS addr1,
+    NULLIF(btrim(s.addr2), '') AS addr2,
+    NULLIF(btrim(s.delivery_center_cd), '') AS delivery_center_cd,
+    delivery_center.minor_nm AS delivery_center_nm,
+    NULLIF(btrim(s.delivery_user_id), '') AS delivery_user_id,
+    NULLIF(btrim(s.invoice_no), '') AS invoice_no,
+    NULLIF(btrim(s.delivery_memo), '') AS delivery_memo,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt,
+    s._partition
+FROM lv0.r_shipping_info AS s
+LEFT JOIN lv1.code_master AS ship_status
+    ON ship_status.major_cd = 'R3001' AND ship_status.minor_cd = btrim(s.ship_status_cd)  -- 배송상태
+LEFT JOIN lv1.code_master AS delivery_center
+    ON delivery_center.major_cd = 'R2005' AND delivery_center.minor_cd = btrim(s.delivery_center_cd)  -- 서비스센터
+WHERE s._partition BETWEEN :partition_start AND :partition_end
+ORDER BY shipping_no, s.updt_dt DESC NULLS LAST

@@ -1,0 +1,19 @@
+-- Service symptom types, third level (증상 소분류).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+--
+-- key: symptom_big_cd, symptom_mid_cd, symptom_sml_cd
+-- mode: full
+-- source: RENTAL.R_PROD_SYMPTOM_SML
+SELECT DISTINCT ON (symptom_big_cd, symptom_mid_cd, symptom_sml_cd)
+    btrim(s.symptom_big_cd) AS symptom_big_cd,
+    btrim(s.symptom_mid_cd) AS symptom_mid_cd,
+    btrim(s.symptom_sml_cd) AS symptom_sml_cd,
+    NULLIF(btrim(s.symptom_sml_nm), '') AS symptom_sml_nm,
+    s.sort_seq,
+    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt
+FROM lv0.r_prod_symptom_sml AS s
+ORDER BY symptom_big_cd, symptom_mid_cd, symptom_sml_cd, s.updt_dt DESC NULLS LAST

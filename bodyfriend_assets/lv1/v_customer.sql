@@ -1,0 +1,81 @@
+-- Customers (고객).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+-- Each run upserts the rows lv0 changed in its days, and in the day before (lookback_days)
+-- for rows lv0 filed late under their own, earlier day.
+--
+-- key: cust_no
+-- mode: incremental
+-- driving: lv0.v_customer
+-- lookback_days: 1
+SELECT DISTINCT ON (cust_no)
+    btrim(s.cust_no) AS cust_no,
+    NULLIF(btrim(s.cust_nm), '') AS cust_nm,
+    NULLIF(btrim(s.cust_type_cd), '') AS cust_type_cd,
+    cust_type.minor_nm AS cust_type_nm,
+    NULLIF(btrim(s.sex_cd), '') AS sex_cd,
+    sex.minor_nm AS sex_nm,
+    CASE WHEN btrim(s.birth_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.birth_dt), 'date') THEN CAST(btrim(s.birth_dt) AS date) END AS birth_dt,
+    NULLIF(btrim(s.solar_lunar_cd), '') AS solar_lunar_cd,
+    solar_lunar.minor_nm AS solar_lunar_nm,
+    NULLIF(regexp_replace(regexp_replace(s.tel_no, '[^0-9]', '', 'g'), '^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\1-\2-\3'), '') AS tel_no,
+    NULLIF(regexp_replace(regexp_replace(s.hand_tel_no, '[^0-9]', '', 'g'), '^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\1-\2-\3'), '') AS hand_tel_no,
+    NULLIF(btrim(s.email), '') AS email,
+    NULLIF(btrim(s.zip_cd), '') AS zip_cd,
+    NULLIF(btrim(s.addr1), '') AS addr1,
+    NULLIF(btrim(s.addr2), '') AS addr2,
+    NULLIF(btrim(s.region_cd), '') AS region_cd,
+    region.minor_nm AS region_nm,
+    NULLIF(btrim(s.cust_grade_cd), '') AS cust_grade_cd,
+    cust_grade.minor_nm AS cust_grade_nm,
+    NULLIF(btrim(s.job_cd), '') AS job_cd,
+    job.minor_nm AS job_nm,
+    NULLIF(btrim(s.biz_reg_no), '') AS biz_reg_no,
+    NULLIF(btrim(s.corp_nm), '') AS corp_nm,
+    s.member_uuid,
+    CASE upper(btrim(s.marketing_agree_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS marketing_agree_yn,
+    CASE upper(btrim(s.sms_agree_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS sms_agree_yn,
+    CASE upper(btrim(s.email_agree_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS email_agree_yn,
+    CASE upper(btrim(s.dm_agree_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS dm_agree_yn,
+    CASE WHEN btrim(s.privacy_agree_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.privacy_agree_dt), 'date') THEN CAST(btrim(s.privacy_agree_dt) AS date) END AS privacy_agree_dt,
+    CASE WHEN btrim(s.join_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.join_dt), 'date') THEN CAST(btrim(s.join_dt) AS date) END AS join_dt,
+    NULLIF(btrim(s.join_chnl_cd), '') AS join_chnl_cd,
+    join_chnl.minor_nm AS join_chnl_nm,
+    CASE WHEN btrim(s.first_order_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.first_order_dt), 'date') THEN CAST(btrim(s.first_order_dt) AS date) END AS first_order_dt,
+    CASE WHEN btrim(s.last_order_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.last_order_dt), 'date') THEN CAST(btrim(s.last_order_dt) AS date) END AS last_order_dt,
+    s.order_cnt,
+    s.rental_cnt,
+    s.tot_rental_amt,
+    s.unpaid_amt,
+    NULLIF(btrim(s.cust_status_cd), '') AS cust_status_cd,
+    cust_status.minor_nm AS cust_status_nm,
+    CASE upper(btrim(s.dormant_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS dormant_yn,
+    CASE WHEN btrim(s.withdraw_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.withdraw_dt), 'date') THEN CAST(btrim(s.withdraw_dt) AS date) END AS withdraw_dt,
+    CASE upper(btrim(s.black_list_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS black_list_yn,
+    NULLIF(btrim(s.mng_lounge_cd), '') AS mng_lounge_cd,
+    NULLIF(btrim(s.mng_user_id), '') AS mng_user_id,
+    NULLIF(btrim(s.remark), '') AS remark,
+    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt,
+    s._partition
+FROM lv0.v_customer AS s
+LEFT JOIN lv1.code_master AS cust_type
+    ON cust_type.major_cd = 'C1003' AND cust_type.minor_cd = btrim(s.cust_type_cd)  -- 고객구분
+LEFT JOIN lv1.code_master AS sex
+    ON sex.major_cd = 'C1001' AND sex.minor_cd = btrim(s.sex_cd)  -- 성별
+LEFT JOIN lv1.code_master AS solar_lunar
+    ON solar_lunar.major_cd = 'C1006' AND solar_lunar.minor_cd = btrim(s.solar_lunar_cd)  -- 양음력
+LEFT JOIN lv1.code_master AS region
+    ON region.major_cd = 'C1004' AND region.minor_cd = btrim(s.region_cd)  -- 시도
+LEFT JOIN lv1.code_master AS cust_grade
+    ON cust_grade.major_cd = 'C1002' AND cust_grade.minor_cd = btrim(s.cust_grade_cd)  -- 고객등급
+LEFT JOIN lv1.code_master AS job
+    ON job.major_cd = 'C1005' AND job.minor_cd = btrim(s.job_cd)  -- 직업
+LEFT JOIN lv1.code_master AS join_chnl
+    ON join_chnl.major_cd = 'R1003' AND join_chnl.minor_cd = btrim(s.join_chnl_cd)  -- 판매채널
+LEFT JOIN lv1.code_master AS cust_status
+    ON cust_status.major_cd = 'C1007' AND cust_status.minor_cd = btrim(s.cust_status_cd)  -- 고객상태
+WHERE s._partition BETWEEN :partition_start AND :partition_end
+ORDER BY cust_no, s.updt_dt DESC NULLS LAST

@@ -1,0 +1,31 @@
+-- Sales lounges and shops (라운지).
+-- Cleaned by the lv1 rules (bodyfriend_assets/lv1/__init__.py).
+--
+-- key: lounge_cd
+-- mode: full
+SELECT DISTINCT ON (lounge_cd)
+    btrim(s.lounge_cd) AS lounge_cd,
+    NULLIF(btrim(s.lounge_nm), '') AS lounge_nm,
+    NULLIF(btrim(s.lounge_type_cd), '') AS lounge_type_cd,
+    lounge_type.minor_nm AS lounge_type_nm,
+    NULLIF(btrim(s.sales_org), '') AS sales_org,
+    NULLIF(btrim(s.zip_cd), '') AS zip_cd,
+    NULLIF(btrim(s.addr1), '') AS addr1,
+    NULLIF(btrim(s.addr2), '') AS addr2,
+    NULLIF(regexp_replace(regexp_replace(s.tel_no, '[^0-9]', '', 'g'), '^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\1-\2-\3'), '') AS tel_no,
+    s.latitude,
+    s.longitude,
+    NULLIF(btrim(s.open_time), '') AS open_time,
+    NULLIF(btrim(s.close_time), '') AS close_time,
+    CASE WHEN btrim(s.open_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.open_dt), 'date') THEN CAST(btrim(s.open_dt) AS date) END AS open_dt,
+    CASE upper(btrim(s.close_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS close_yn,
+    NULLIF(btrim(s.mng_user_id), '') AS mng_user_id,
+    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    s.insrt_dt,
+    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    s.updt_dt
+FROM lv0.v_sales_lounge AS s
+LEFT JOIN lv1.code_master AS lounge_type
+    ON lounge_type.major_cd = 'R7001' AND lounge_type.minor_cd = btrim(s.lounge_type_cd)  -- 라운지유형
+ORDER BY lounge_cd, s.updt_dt DESC NULLS LAST

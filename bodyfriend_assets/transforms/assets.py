@@ -1,0 +1,238 @@
+"""The lv1/lv2 models as one subsettable multi-asset: one asset per table, one step per run.
+
+Each model is its own asset (``lv1/<name>``, ``lv2/<name>``: key = schema.table, group = layer),
+with its own materializations and checks, and its upstream assets read from its SQL. They are
+computed by a single op because every model runs inside PostgreSQL: a step per table would
+spend more time starting Dagster processes (~0.8 s each) than refreshing small tables. The op
+refreshes the selected models in dependency order and evaluates their checks right after each
+one; a failed blocking check or a failed model skips the models that read it in the same step,
+the others still run, and the step then fails so that nothing downstream of it runs either.
+"""
+
+
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+from bodyfriend_assets.catalog import Catalog
+from bodyfriend_assets.partitions import daily_freshness, daily_partitions
+from bodyfriend_assets.resources import DataHub
+from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
+from bodyfriend_assets.transforms.checks import (
+    KEY_CHECK,
+    evaluate_key_check,
+    evaluate_reference_check,
+    model_check_specs,
+)
+from bodyfriend_assets.transforms.models import ModelError, SqlModel, dependency_order
+from bodyfriend_assets.transforms.refresh import PartitionWindow, refresh_model
+
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+
+OP_NAME = "sql_models"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+# The DAG that used to build each layer's table from the one below (see the legacy catalog).
+LAYER_DAG_PREFIX = {"lv1": "lv0_dag_", "lv2": "lv1_dag_"}
+
+Upstream = dg.AssetKey | dg.AssetSpec | dg.AssetsDefinition
+
+
+def model_key(model: SqlModel) -> dg.AssetKey:
+    return dg.AssetKey([model.layer, model.name])
+
+
+def build_sql_assets(
+    models: Iterable[SqlModel], *, upstream: Iterable[Upstream], catalog: Catalog, name: str = OP_NAME
+) -> dg.AssetsDefinition:
+    """One multi-asset refreshing ``models``; ``upstream`` are the assets they may read besides
+    each other (the lv0 assets). Raises :class:`ModelError` when a model reads a table no asset
+    produces, naming the model file and the table."""
+    models = list(models)
+    _refuse_duplicates(models)
+    produced = {model.table for model in models} | {
+        tuple(key.path) for key in _keys(upstream) if len(key.path) == 2
+    }
+    for model in models:
+        for table in sorted(model.upstream):
+            if table not in produced:
+                raise ModelError(
+                    f"{model.file} reads {'.'.join(table)}, which no asset produces "
+                    f"(expected an asset keyed {'/'.join(table)})"
+                )
+    ordered = dependency_order(models)
+    specs = [_spec(model, catalog) for model in ordered]
+    check_specs = [spec for model in ordered for spec in model_check_specs(model, model_key(model))]
+
+    @dg.multi_asset(
+        name=name,
+        specs=specs,
+        check_specs=check_specs,
+        can_subset=True,
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description="The lv1 and lv2 tables, refreshed in PostgreSQL in dependency order.",
+    )
+    def _sql_models(context: dg.AssetExecutionContext, datahub: DataHub):
+        keys = context.partition_key_range
+        window = PartitionWindow(keys.start, keys.end)
+        with retry_connection_errors(context):
+            yield from _refresh_selected(context, ordered, window, datahub.engine())
+
+    return _sql_models
+
+
+def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWindow, engine: sa.Engine):
+    selected = context.selected_asset_keys
+    selected_checks = context.selected_asset_check_keys
+    stopped: dict[tuple[str, str], str] = {}  # model table -> why its readers must not run
+    failures: list[str] = []
+    for model in ordered:
+        key = model_key(model)
+        checks = [c for c in model_check_specs(model, key) if c.key in selected_checks]
+        if key not in selected and not checks:
+            continue
+        stopped_upstream = sorted(t for t in model.upstream if t in stopped)
+        if stopped_upstream:
+            reason = "; ".join(f"{'.'.join(t)}: {stopped[t]}" for t in stopped_upstream)
+            context.log.warning(f"{model.qualified_name} skipped: {reason}")
+            stopped[model.table] = "skipped"
+            continue
+        with engine.connect() as conn:
+            if key in selected:
+                try:
+                    result = refresh_model(conn, model, window)
+                except CONNECTION_ERRORS:
+                    raise
+                except Exception as err:  # a model's own error: its readers skip, the rest runs
+                    conn.rollback()
+                    context.log.error(f"{model.qualified_name} failed: {err}")
+                    failures.append(f"{model.qualified_name}: {err}")
+                    stopped[model.table] = "failed"
+                    continue
+                context.log.info(
+                    f"{model.qualified_name}: {result.rows_changed} rows changed, {result.rows} rows, "
+                    f"{result.seconds:.2f}s"
+                )
+                yield dg.MaterializeResult(
+                    asset_key=key,
+                    metadata={**result.as_metadata(), **_window_metadata(model, window)},
+                )
+            for spec in checks:
+                evaluation = _evaluate(conn, model, spec.name, key)
+                conn.rollback()
+                if not evaluation.passed and spec.blocking:
+                    stopped[model.table] = f"blocking check {spec.name} failed"
+                yield evaluation
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} model(s) failed:\n" + "\n".join(failures),
+            allow_retries=False,
+        )
+
+
+def _evaluate(conn, model: SqlModel, check_name: str, key: dg.AssetKey) -> dg.AssetCheckResult:
+    """The check's result; a check that cannot run (a table missing) fails, naming why."""
+    try:
+        if check_name == KEY_CHECK:
+            return evaluate_key_check(conn, model, key)
+        reference = next(r for r in model.references if r.check_name == check_name)
+        return evaluate_reference_check(conn, model, reference, key)
+    except CONNECTION_ERRORS:
+        raise
+    except sa.exc.DBAPIError as err:
+        conn.rollback()
+        return dg.AssetCheckResult(
+            asset_key=key, check_name=check_name, passed=False,
+            metadata={"error": str(err.orig).strip()},
+        )
+
+
+def _window_metadata(model: SqlModel, window: PartitionWindow) -> dict[str, str]:
+    partitions = window.start if window.start == window.end else f"{window.start}...{window.end}"
+    if model.mode != "incremental":
+        return {"partitions": partitions}
+    bounds = window.parameters(model)
+    return {
+        "partitions": partitions,
+        "partitions_read": f"{bounds['partition_start']}...{bounds['partition_end']}",
+    }
+
+
+def _spec(model: SqlModel, catalog: Catalog) -> dg.AssetSpec:
+    metadata = {
+        "table": model.qualified_name,
+        "dag_id": _dag_id(model, catalog),
+        "mode": model.mode,
+        "key": ", ".join(model.key),
+        "sql_file": _repository_path(model.path),
+    }
+    if model.mode == "incremental":
+        metadata |= {
+            "partition_expr": "_partition",
+            "driving": ".".join(model.driving),
+            "lookback_days": model.lookback_days,
+        }
+    return dg.AssetSpec(
+        key=model_key(model),
+        deps=[dg.AssetKey(list(table)) for table in sorted(model.upstream)],
+        group_name=model.layer,
+        description=model.description or None,
+        metadata=metadata,
+        kinds={"postgres", "sql"},
+        code_version=model.code_version,
+        freshness_policy=daily_freshness,
+        # A model skipped because an upstream model failed its blocking check yields nothing.
+        skippable=True,
+    )
+
+
+def _dag_id(model: SqlModel, catalog: Catalog) -> str:
+    """The model's ``dag_id``: declared, or the layer's DAG prefix + the legacy table it derives from."""
+    if model.dag_id:
+        return model.dag_id
+    candidates = [model.source] if model.source else [model.name, model.driving[1] if model.driving else None]
+    for candidate in filter(None, candidates):
+        try:
+            entry = catalog.by_name(candidate)
+        except KeyError:
+            continue
+        return LAYER_DAG_PREFIX[model.layer] + entry.qualified_name
+    if model.source:
+        raise ModelError(f"{model.file}: '-- source: {model.source}' is not a table of the catalog")
+    raise ModelError(
+        f"{model.file}: cannot tell which legacy table {model.qualified_name} derives from; "
+        "declare '-- source: <DB>.<TABLE>' (or '-- dag_id: ...')"
+    )
+
+
+def _repository_path(path: Path) -> str:
+    """``bodyfriend_assets/lv1/r_goods.sql`` for the package's models, the full path otherwise."""
+    try:
+        return path.resolve().relative_to(PACKAGE_ROOT.parent).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _keys(items: Iterable[Upstream]) -> list[dg.AssetKey]:
+    keys: list[dg.AssetKey] = []
+    for item in items:
+        if isinstance(item, dg.AssetKey):
+            keys.append(item)
+        elif isinstance(item, dg.AssetSpec):
+            keys.append(item.key)
+        else:
+            keys.extend(item.keys)
+    return keys
+
+
+def _refuse_duplicates(models: list[SqlModel]) -> None:
+    seen: dict[tuple[str, str], SqlModel] = {}
+    for model in models:
+        if model.table in seen:
+            raise ModelError(
+                f"{seen[model.table].file} and {model.file} would both write {model.qualified_name}"
+            )
+        seen[model.table] = model

@@ -1,0 +1,284 @@
+"""Refreshing one model's table inside PostgreSQL, in one transaction; no row passes through Python.
+
+- incremental: the model's rows for the partition window are written to a temporary staging
+  table, then upserted into ``<layer>.<name>`` by key. A row whose values did not change is not
+  touched, so re-running a window changes nothing. The table is created on first use from the
+  model's shape, with its key as primary key and an index on ``_partition``.
+- full: the model is built into ``<layer>.<name>__incoming``, which then replaces the table by
+  rename. Readers see the old table or the new one, never a half-built one.
+
+Either way a failure rolls everything back. Identifiers reach SQL through SQLAlchemy (validated
+model names, quoted by its preparer); the partition bounds are bound parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateTableAs, ExecutableDDLElement
+
+from bodyfriend_assets.transforms.models import PARTITION_COLUMN, SqlModel
+
+TEMPORARY_SCHEMA = "pg_temp"  # the session's own schema of temporary tables
+# A full model's swap waits for readers of the old table; rather than hang the nightly run behind
+# a forgotten session, give up (a lock timeout is retried like a lost connection).
+LOCK_TIMEOUT = "10min"
+
+# -- DDL SQLAlchemy has no construct for --------------------------------------------------------
+
+
+class RenameTable(ExecutableDDLElement):
+    """``ALTER TABLE <schema>.<old> RENAME TO <new>``."""
+
+    def __init__(self, table: sa.Table, new_name: str):
+        self.table = table
+        self.new_name = new_name
+
+
+@compiles(RenameTable)
+def _rename_table(element: RenameTable, compiler, **kw) -> str:
+    preparer = compiler.preparer
+    return f"ALTER TABLE {preparer.format_table(element.table)} RENAME TO {preparer.quote(element.new_name)}"
+
+
+class Analyze(ExecutableDDLElement):
+    """``ANALYZE <table>``: a model built in this step is read by the next one right away."""
+
+    def __init__(self, table: sa.Table):
+        self.table = table
+
+
+@compiles(Analyze)
+def _analyze(element: Analyze, compiler, **kw) -> str:
+    return f"ANALYZE {compiler.preparer.format_table(element.table)}"
+
+
+# -- what a refresh reports ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartitionWindow:
+    """The partitions a run covers: inclusive ``'YYYY-MM-DD'`` keys."""
+
+    start: str
+    end: str
+
+    def parameters(self, model: SqlModel) -> dict[str, str]:
+        """``:partition_start`` / ``:partition_end`` for ``model``, its look-back included."""
+        start = date.fromisoformat(self.start) - timedelta(days=model.lookback_days)
+        return {"partition_start": start.isoformat(), "partition_end": self.end}
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    rows_changed: int  # rows inserted, updated (or, for full models, deleted)
+    rows: int  # rows in the table afterwards
+    rows_read: int  # rows the model returned
+    seconds: float
+
+    def as_metadata(self) -> dict[str, object]:
+        return {
+            "rows_changed": self.rows_changed,
+            "rows": self.rows,
+            "rows_read": self.rows_read,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class RefreshError(RuntimeError):
+    """A model returned rows its table cannot take; nothing was written. Names the model file."""
+
+
+# -- the refresh -------------------------------------------------------------------------------
+
+
+def refresh_model(conn: Connection, model: SqlModel, window: PartitionWindow) -> RefreshResult:
+    """Refresh ``model``'s table for ``window`` and commit; roll back everything on error."""
+    began = time.monotonic()
+    conn.execute(sa.select(sa.func.set_config("lock_timeout", LOCK_TIMEOUT, True)))
+    conn.execute(sa.schema.CreateSchema(model.layer, if_not_exists=True))
+    # Two runs refreshing one table (a backfill beside the nightly run) take turns.
+    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(model.qualified_name))))
+    if model.mode == "incremental":
+        rows_changed, rows_read = _upsert(conn, model, window)
+    else:
+        rows_changed, rows_read = _rebuild(conn, model)
+    rows = conn.execute(sa.select(sa.func.count()).select_from(_table(model.name, model.layer))).scalar_one()
+    conn.commit()
+    return RefreshResult(rows_changed, rows, rows_read, time.monotonic() - began)
+
+
+def model_select(model: SqlModel, window: PartitionWindow | None = None) -> sa.Select:
+    """``SELECT * FROM (<the model's SQL>) AS model`` with the window's bounds bound."""
+    text = sa.text(model.sql + "\n")  # a trailing comment line must not swallow the ')'
+    if model.mode == "incremental":
+        if window is None:
+            raise ValueError(f"{model.qualified_name} is incremental: a partition window is needed")
+        text = text.bindparams(**window.parameters(model))
+    return sa.select(sa.literal_column("*")).select_from(text.columns().subquery("model"))
+
+
+def _upsert(conn: Connection, model: SqlModel, window: PartitionWindow) -> tuple[int, int]:
+    staging_name = f"_stage_{model.name}"
+    conn.execute(sa.schema.DropTable(_table(staging_name, TEMPORARY_SCHEMA), if_exists=True))
+    create = CreateTableAs(model_select(model, window), staging_name, temporary=True)
+    rows_read = conn.execute(create).rowcount
+    columns = _columns(conn, staging_name, TEMPORARY_SCHEMA)
+    _require_columns(model, columns, [*model.key, PARTITION_COLUMN])
+    staging = _table(staging_name, TEMPORARY_SCHEMA, columns)
+    _refuse_bad_keys(conn, model, staging)
+
+    target = _table(model.name, model.layer, columns)
+    existing = _columns(conn, model.name, model.layer)
+    if not existing:
+        _create_incremental_table(conn, model, staging, target)
+    elif existing != columns:
+        raise RefreshError(_shape_changed(model, existing, columns))
+
+    insert = postgresql.insert(target).from_select(list(columns), sa.select(*staging.c))
+    non_keys = [c for c in columns if c not in model.key]
+    if non_keys:
+        statement = insert.on_conflict_do_update(
+            index_elements=list(model.key),
+            set_={c: insert.excluded[c] for c in non_keys},
+            where=sa.tuple_(*(target.c[c] for c in non_keys)).is_distinct_from(
+                sa.tuple_(*(insert.excluded[c] for c in non_keys))
+            ),
+        )
+    else:
+        statement = insert.on_conflict_do_nothing(index_elements=list(model.key))
+    changed = conn.execute(statement).rowcount
+    conn.execute(sa.schema.DropTable(staging))
+    if changed and not existing:  # a new table (often a first backfill): give the planner statistics
+        conn.execute(Analyze(target))
+    return changed, rows_read
+
+
+def _create_incremental_table(conn: Connection, model: SqlModel, staging: sa.Table, target: sa.Table) -> None:
+    conn.execute(CreateTableAs(sa.select(*staging.c).where(sa.false()), model.name, schema=model.layer))
+    primary_key = sa.PrimaryKeyConstraint(*model.key, name=_index_name(model.name, ("pkey",)))
+    target.append_constraint(primary_key)
+    conn.execute(sa.schema.AddConstraint(primary_key))
+    _create_indexes(conn, model, target, [(PARTITION_COLUMN,), *model.indexes])
+
+
+def _rebuild(conn: Connection, model: SqlModel) -> tuple[int, int]:
+    incoming_name = f"{model.name}__incoming"
+    create = CreateTableAs(model_select(model), incoming_name, schema=model.layer)
+    conn.execute(sa.schema.DropTable(create.table, if_exists=True))
+    rows_read = conn.execute(create).rowcount
+    columns = _columns(conn, incoming_name, model.layer)
+    _require_columns(model, columns, model.key)
+    incoming = _table(incoming_name, model.layer, columns)
+
+    existing = _columns(conn, model.name, model.layer)
+    old = _table(model.name, model.layer, existing)
+    if existing == columns:
+        changed = _rows_differing(conn, model, incoming, old)
+    elif existing:  # the model's columns changed: every row is new, every old one gone
+        changed = rows_read + conn.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
+    else:
+        changed = rows_read
+
+    conn.execute(sa.schema.DropTable(old, if_exists=True))
+    conn.execute(RenameTable(incoming, model.name))
+    target = _table(model.name, model.layer, columns)
+    # Not unique: a duplicated key is the key check's to report (and block on), not a failed build.
+    _create_indexes(conn, model, target, [model.key, *model.indexes])
+    conn.execute(Analyze(target))
+    return changed, rows_read
+
+
+def _rows_differing(conn: Connection, model: SqlModel, new_table: sa.Table, old_table: sa.Table) -> int:
+    """Rows inserted, changed or deleted between the old table and the new, matched by key."""
+    new, old = new_table.alias("new"), old_table.alias("old")
+    matched = sa.and_(*(new.c[k] == old.c[k] for k in model.key))
+    return conn.execute(
+        sa.select(sa.func.count())
+        .select_from(new.join(old, matched, full=True))
+        .where(sa.tuple_(*new.c).is_distinct_from(sa.tuple_(*old.c)))
+    ).scalar_one()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _create_indexes(conn: Connection, model: SqlModel, target: sa.Table, indexes) -> None:
+    for columns in indexes:
+        index = sa.Index(_index_name(model.name, columns), *(target.c[c] for c in columns))
+        conn.execute(sa.schema.CreateIndex(index))
+
+
+def _table(name: str, schema: str, columns: dict[str, str] | None = None) -> sa.Table:
+    return sa.Table(name, sa.MetaData(), *(sa.Column(c) for c in (columns or {})), schema=schema)
+
+
+def _columns(conn: Connection, name: str, schema: str) -> dict[str, str]:
+    """Column name -> PostgreSQL type, in table order; empty if the table does not exist."""
+    attribute = sa.table(
+        "pg_attribute",
+        *(sa.column(c) for c in ("attrelid", "attname", "atttypid", "atttypmod", "attnum", "attisdropped")),
+        schema="pg_catalog",
+    )
+    relation = sa.func.to_regclass(sa.literal(f"{schema}.{name}"))
+    rows = conn.execute(
+        sa.select(attribute.c.attname, sa.func.format_type(attribute.c.atttypid, attribute.c.atttypmod))
+        .where(attribute.c.attrelid == relation, attribute.c.attnum > 0, sa.not_(attribute.c.attisdropped))
+        .order_by(attribute.c.attnum)
+    ).all()
+    return {column: type_ for column, type_ in rows}
+
+
+def _require_columns(model: SqlModel, columns: dict[str, str], required) -> None:
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise RefreshError(
+            f"{model.file}: the SELECT returns no column {', '.join(missing)} "
+            f"(it returns {', '.join(columns)})"
+        )
+
+
+def _refuse_bad_keys(conn: Connection, model: SqlModel, staging: sa.Table) -> None:
+    keys = [staging.c[k] for k in model.key]
+    bad = conn.execute(
+        sa.select(*keys, sa.func.count().label("rows"))
+        .group_by(*keys)
+        .having(sa.or_(sa.func.count() > 1, *(k.is_(None) for k in keys)))
+        .limit(3)
+    ).all()
+    if bad:
+        examples = "; ".join(
+            ", ".join(f"{k}={v!r}" for k, v in zip(model.key, row[:-1])) + f" ({row[-1]} rows)" for row in bad
+        )
+        raise RefreshError(
+            f"{model.file}: the model returned NULL or repeated keys "
+            f"({', '.join(model.key)}) for the window: {examples}. {model.qualified_name} was left unchanged"
+        )
+
+
+def _shape_changed(model: SqlModel, existing: dict[str, str], returned: dict[str, str]) -> str:
+    added = [f"{c} {t}" for c, t in returned.items() if c not in existing]
+    gone = [c for c in existing if c not in returned]
+    retyped = [
+        f"{c} ({existing[c]} -> {t})" for c, t in returned.items() if c in existing and existing[c] != t
+    ]
+    order = "" if added or gone or retyped else " (same columns, another order)"
+    return (
+        f"{model.qualified_name} no longer matches {model.file}{order}: "
+        f"new columns {added}, columns gone {gone}, changed types {retyped}. An incremental table "
+        f"only ever receives the changed rows: drop {model.qualified_name} and backfill it."
+    )
+
+
+def _index_name(table: str, columns: tuple[str, ...]) -> str:
+    name = f"{table}_{'_'.join(columns)}"
+    if len(name) <= 63:
+        return name
+    return f"{name[:54]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"

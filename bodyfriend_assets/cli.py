@@ -1,7 +1,7 @@
 """The ``bodyfriend`` command: demo, dev and seed on the embedded default or on given servers.
 
-- ``bodyfriend demo``: seed the embedded stand-in legacy database, materialize every lv0 asset for
-  one daily partition, print a per-table summary.
+- ``bodyfriend demo``: seed the embedded stand-in legacy database, run the nightly job (every
+  layer, with its checks) for one daily partition, print per-table and per-layer summaries.
 - ``bodyfriend dev``: the Dagster UI (``dagster dev``) on the same data and instance.
 - ``bodyfriend seed --rows N``: write the synthetic legacy tables into ``BODYFRIEND_LEGACY_URL``
   (a PostgreSQL stand-in) or the embedded legacy database.
@@ -60,11 +60,11 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Seed the stand-in, then run the nightly job in-process for one day and summarise it."""
     import dagster as dg
 
-    from bodyfriend_assets.definitions import catalog
-    from bodyfriend_assets.lv0 import lv0_assets, lv0_key
-    from bodyfriend_assets.resources import DataHub, LegacyDatabase
+    from bodyfriend_assets.automation import LAYERS, daily_job
+    from bodyfriend_assets.definitions import catalog, defs
 
     if os.environ.get(settings.LEGACY_URL_VAR):
         print(f"{settings.LEGACY_URL_VAR} is set: extracting from it as it is (no seeding)")
@@ -72,29 +72,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cmd_seed(args)
     partition = args.partition or (args.start + timedelta(days=args.days - 1)).isoformat()
     prepare_instance_home()
-    print(f"materializing {len(catalog.tables)} lv0 assets for partition {partition} ...")
+    print(f"running {daily_job.name} for partition {partition} (every layer, with its checks) ...")
     with dg.DagsterInstance.get() as instance:
-        result = dg.materialize(
-            lv0_assets(catalog),
+        result = defs.resolve_job_def(daily_job.name).execute_in_process(
             partition_key=partition,
             instance=instance,
-            resources={"legacy": LegacyDatabase(), "datahub": DataHub()},
             run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             raise_on_error=False,
         )
-    rows = []
-    for entry in catalog.tables:
-        events = result.asset_materializations_for_node(f"lv0__{entry.name}")
-        meta = {k: v.value for k, v in events[-1].metadata.items()} if events else {}
-        rows.append((entry, meta))
-    _print_summary(rows)
+    metadata = {
+        event.asset_key: {k: v.value for k, v in event.materialization.metadata.items()}
+        for event in result.get_asset_materialization_events()
+    }
+    _print_lv0_summary([(e, metadata.get(dg.AssetKey(["lv0", e.name]), {})) for e in catalog.tables])
+    _print_layer_summary(metadata, LAYERS)
+    checks = result.get_asset_check_evaluations()
+    failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
+    print(f"checks: {len(checks) - len(failed)} passed, {len(failed)} failed {failed if failed else ''}")
     if not result.success:
         print("the run failed; see the errors above", file=sys.stderr)
         return 1
     return 0
 
 
-def _print_summary(rows) -> None:
+def _print_lv0_summary(rows) -> None:
     header = f"{'lv0 table':<28} {'mode':<11} {'rows':>9} {'pages':>5} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}"
     print(header)
     print("-" * len(header))
@@ -112,6 +113,17 @@ def _print_summary(rows) -> None:
         )
     print("-" * len(header))
     print(f"{'total':<28} {'':<11} {total_rows:>9,} {'':>5} {total_seconds:>8.2f}")
+
+
+def _print_layer_summary(metadata: dict, layers) -> None:
+    print(f"{'layer':<8} {'tables':>6} {'rows':>10} {'rows changed':>13}")
+    for layer in layers:
+        tables = [m for key, m in metadata.items() if key.path[0] == layer]
+        if not tables:
+            continue
+        rows = sum(m.get("rows", 0) for m in tables)
+        changed = sum(m.get("rows_changed", 0) for m in tables)
+        print(f"{layer:<8} {len(tables):>6} {rows:>10,} {changed:>13,}")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -151,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     data_options(seed)
     seed.set_defaults(run=cmd_seed)
 
-    demo = commands.add_parser("demo", help="seed, then materialize every lv0 asset for a day")
+    demo = commands.add_parser("demo", help="seed, then materialize every layer for a day")
     data_options(demo)
     demo.add_argument("--partition", help="daily partition (YYYY-MM-DD); default: last seeded day")
     demo.set_defaults(run=cmd_demo)

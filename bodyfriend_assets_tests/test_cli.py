@@ -25,13 +25,17 @@ def _env(**extra):
     return env
 
 
-def test_demo_on_the_embedded_default_loads_every_lv0_table_and_prints_a_summary(tmp_path):
+def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_path):
     out = _run([str(BIN / "bodyfriend"), "demo", "--rows", "1500"], _env(BODYFRIEND_HOME=str(tmp_path))).stdout
-    summary = out[out.index("lv0 table"):]
-    lines = [l for l in summary.splitlines()[2:] if l and not l.startswith("-") and not l.startswith("total")]
+    table = out[out.index("lv0 table"):].split("\n" + "-" * 84 + "\n")[1]
+    lines = table.strip().splitlines()
     assert len(lines) == 31 and not any("failed" in l for l in lines)
     rows = {l.split()[0]: int(l.split()[2].replace(",", "")) for l in lines}
     assert rows["b_major"] > 0 and rows["r_order_contract"] > 0
+    layers = {l.split()[0]: l.split()[1:] for l in out[out.index("layer "):].splitlines()[1:] if l.split()[0] in ("lv0", "lv1", "lv2", "hc")}
+    assert layers["lv0"][0] == "31" and int(layers["lv1"][0]) >= 20 and int(layers["lv2"][0]) >= 10
+    assert int(layers["lv2"][1].replace(",", "")) > 0
+    assert ", 0 failed" in out
     # The summary's numbers are what landed in the embedded Data Hub.
     from bodyfriend_assets import embedded
 

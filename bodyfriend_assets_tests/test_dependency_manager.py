@@ -112,18 +112,24 @@ def test_an_asset_of_a_dag_layer_without_a_dag_id_is_a_definition_error(asset_ke
         dag_id_for(key(asset_key), metadata, CATALOG)
 
 
-def test_the_platform_today_has_a_dag_per_lv0_asset_and_no_dependency_between_them():
-    from bodyfriend_assets.definitions import defs
+def test_the_platforms_own_lineage_gives_a_dag_per_asset_and_the_old_chain():
+    from bodyfriend_assets.definitions import dag_ids as platform_dag_ids
+    from bodyfriend_assets.definitions import defs, platform_assets
 
     graph = defs.resolve_asset_graph()
     dag_ids = dag_ids_of(graph, CATALOG)
-    assert dag_ids == {key(f"lv0/{t.name}"): f"legacy_to_lv0_{t.qualified_name}" for t in CATALOG.tables}
-    assert dag_ids[key("lv0/r_order_contract")] == "legacy_to_lv0_RENTAL.R_ORDER_CONTRACT"
-    assert expected_dependencies(graph, dag_ids) == set()
-    # The definitions list gives the same as the resolved graph (the form definitions.py uses).
-    platform = [*legacy_specs(CATALOG), *lv0_assets(CATALOG)]
-    assert dag_ids_of(platform, CATALOG) == dag_ids
-    assert expected_dependencies(platform, dag_ids) == set()
+    assert dag_ids == platform_dag_ids == dag_ids_of(platform_assets, CATALOG)
+    for table in CATALOG.tables:
+        assert dag_ids[key(f"lv0/{table.name}")] == f"legacy_to_lv0_{table.qualified_name}"
+    layers = {k.path[0] for k in dag_ids}
+    assert layers >= {"lv0", "lv1", "lv2"} and "legacy" not in layers
+    pairs = expected_dependencies(graph, dag_ids)
+    # lv0 of a table feeds its lv1; lv1 feeds the lv2 models built on it
+    assert ("legacy_to_lv0_RENTAL.R_ORDER_CONTRACT", "lv0_dag_RENTAL.R_ORDER_CONTRACT") in pairs
+    assert ("lv0_dag_RENTAL.R_ORDER_CONTRACT", "lv1_dag_RENTAL.R_ORDER_CONTRACT") in pairs
+    assert ("lv1_dag_RENTAL.V_CUSTOMER", "lv1_dag_RENTAL.R_ORDER_CONTRACT") in pairs  # account -> opportunity
+    assert all(asis != tobe for asis, tobe in pairs)
+    assert expected_dependencies(platform_assets, dag_ids) == pairs
 
 
 def test_dependencies_follow_the_lineage():

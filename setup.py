@@ -9,7 +9,7 @@ setup(
     version="0.1.0",
     description="Bodyfriend Data Hub: legacy ERP -> lv0 -> lv1 -> lv2 -> hc as Dagster assets",
     packages=find_packages(exclude=["bodyfriend_assets_tests*"]),
-    package_data={"bodyfriend_assets": ["catalog/*.yaml", "**/*.sql"]},
+    package_data={"bodyfriend_assets": ["catalog/*.yaml", "hc/*.yaml", "**/*.sql"]},
     python_requires=">=3.11,<3.13",
     install_requires=[
         *DAGSTER,

@@ -17,6 +17,7 @@ from bodyfriend_assets.compat.dependency_manager import (
     build_dependency_manager_check,
     expected_dependencies,
 )
+from bodyfriend_assets.hc import HerokuConnect, build_hc_assets
 from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.lv0.checks import build_lv0_checks
@@ -33,6 +34,8 @@ platform_assets = [
     *lv0_layer,
     # lv1 and lv2: one .sql file per table, run inside PostgreSQL, one step for the layer
     build_sql_assets([*lv1.models, *lv2.models], upstream=lv0_layer, catalog=catalog),
+    # hc: lv2 upserted into the Heroku Connect tables, parents before children
+    build_hc_assets(catalog),
 ]
 dag_ids = dag_ids_of(platform_assets, catalog)
 dependencies = expected_dependencies(platform_assets, dag_ids)
@@ -46,5 +49,5 @@ defs = dg.Definitions(
     jobs=[daily_job, compat_job],
     schedules=[daily_schedule, compat_schedule],
     sensors=[build_dag_log_sensor(dag_ids)],
-    resources={"legacy": LegacyDatabase(), "datahub": DataHub()},
+    resources={"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect()},
 )

@@ -164,7 +164,7 @@ def _window_metadata(model: SqlModel, window: PartitionWindow) -> dict[str, str]
 def _spec(model: SqlModel, catalog: Catalog) -> dg.AssetSpec:
     metadata = {
         "table": model.qualified_name,
-        "dag_id": _dag_id(model, catalog),
+        "dag_id": model_dag_id(model, catalog),
         "mode": model.mode,
         "key": ", ".join(model.key),
         "sql_file": _repository_path(model.path),
@@ -189,7 +189,7 @@ def _spec(model: SqlModel, catalog: Catalog) -> dg.AssetSpec:
     )
 
 
-def _dag_id(model: SqlModel, catalog: Catalog) -> str:
+def model_dag_id(model: SqlModel, catalog: Catalog) -> str:
     """The model's ``dag_id``: declared, or the layer's DAG prefix + the legacy table it derives from."""
     if model.dag_id:
         return model.dag_id

@@ -1,0 +1,299 @@
+"""The hc layer as one subsettable multi-asset: one asset per Salesforce object, one step per run.
+
+``hc/<lv2 table>`` (``hc/account``, ``hc/service_receipt``, ...), group ``hc``, daily partitions
+with single-run backfills like the layers below it, upstream ``lv2/<table>`` and the hc assets
+of the objects it looks up (so the graph shows parents before children). The step loads the
+selected objects parents first (Account and Product2 before Opportunity, ...) and evaluates
+each one's checks right after it:
+
+- ``external_id_unique`` (blocking): no external id appears twice in the hc table;
+- ``quarantine_count`` (WARN): the rows of this load Salesforce would refuse, kept out of hc
+  and recorded in ``hc_meta.quarantine``.
+
+A child whose parent failed (or failed its blocking check) is skipped in the step; the step
+then fails. Before loading, the step checks the tables: in production it only verifies that
+every column it writes exists (failing, naming object and column, otherwise); in development
+(the embedded Data Hub, or ``BODYFRIEND_HC_MODE=development``) it creates them first, with the
+Heroku Connect stand-in.
+"""
+
+
+import hashlib
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import dagster as dg
+import sqlalchemy as sa
+
+from bodyfriend_assets import settings
+from bodyfriend_assets.catalog import Catalog
+from bodyfriend_assets.hc.load import HcLoadError, LoadResult, load_object
+from bodyfriend_assets.hc.mapping import HcMapping, HcObject, check_against_models, load_mapping
+from bodyfriend_assets.hc.tables import (
+    DEFAULT_SCHEMA,
+    HcSchemaError,
+    create_hc_tables,
+    create_meta_tables,
+    hc_table,
+    quarantine_table,
+    verify_hc_tables,
+)
+from bodyfriend_assets.partitions import daily_freshness, daily_partitions
+from bodyfriend_assets.resources import DataHub
+from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
+from bodyfriend_assets.transforms.assets import model_dag_id  # the lv2 rule: lv1_dag_<DB>.<TABLE>
+from bodyfriend_assets.transforms.models import SqlModel
+from bodyfriend_assets.transforms.refresh import PartitionWindow
+
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+
+OP_NAME = "hc_objects"
+LAYER = "hc"
+UNIQUE_CHECK = "external_id_unique"
+QUARANTINE_CHECK = "quarantine_count"
+MODE_VAR = "BODYFRIEND_HC_MODE"
+EXAMPLES = 5
+
+Mode = Literal["production", "development"]
+
+
+class HerokuConnect(dg.ConfigurableResource):
+    """Where the Heroku Connect tables are, and whether the platform may create them.
+
+    ``mode``: ``production`` (the tables belong to Heroku Connect: only checked), ``development``
+    (created if missing, with the stand-in triggers logging into ``<schema>._trigger_log``) or
+    ``auto``: ``BODYFRIEND_HC_MODE`` when set, else development on the embedded Data Hub
+    (``BODYFRIEND_DATAHUB_URL`` unset) and production on any configured one."""
+
+    schema_name: str = DEFAULT_SCHEMA
+    mode: Literal["auto", "production", "development"] = "auto"
+
+    def resolved_mode(self) -> Mode:
+        if self.mode != "auto":
+            return self.mode
+        chosen = os.environ.get(MODE_VAR, "").strip().lower()
+        if chosen:
+            if chosen not in ("production", "development"):
+                raise dg.Failure(f"{MODE_VAR} must be 'production' or 'development', not {chosen!r}")
+            return chosen  # type: ignore[return-value]
+        return "production" if os.environ.get(settings.DATAHUB_URL_VAR, "").strip() else "development"
+
+
+def hc_key(obj: HcObject) -> dg.AssetKey:
+    return dg.AssetKey([LAYER, obj.source])
+
+
+def build_hc_assets(
+    catalog: Catalog,
+    *,
+    models: Iterable[SqlModel] | None = None,
+    mapping: HcMapping | None = None,
+    schema: str = DEFAULT_SCHEMA,
+    name: str = OP_NAME,
+) -> dg.AssetsDefinition:
+    """The hc multi-asset for ``mapping`` (default: ``objects.yaml``) over the lv2 ``models``.
+
+    ``schema`` is the one shown in the assets' metadata; a run writes to the resource's."""
+    if models is None:
+        from bodyfriend_assets import lv2
+
+        models = lv2.models
+    mapping = mapping or load_mapping()
+    model_of = check_against_models(mapping, models)
+    ordered = mapping.ordered()
+    specs = [_spec(obj, model_of[obj.object], mapping, catalog, schema) for obj in ordered]
+    check_specs = [spec for obj in ordered for spec in _check_specs(obj)]
+
+    @dg.multi_asset(
+        name=name,
+        specs=specs,
+        check_specs=check_specs,
+        can_subset=True,
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description="The Heroku Connect tables, loaded from lv2 in PostgreSQL, parents first.",
+    )
+    def _hc_objects(context: dg.AssetExecutionContext, datahub: DataHub, heroku_connect: HerokuConnect):
+        keys = context.partition_key_range
+        window = PartitionWindow(keys.start, keys.end)
+        with retry_connection_errors(context):
+            yield from _load_selected(context, ordered, model_of, mapping, window, datahub.engine(), heroku_connect)
+
+    return _hc_objects
+
+
+def _load_selected(context, ordered: Sequence[HcObject], model_of, mapping: HcMapping, window: PartitionWindow,
+                   engine: sa.Engine, heroku_connect: HerokuConnect):
+    selected = context.selected_asset_keys
+    selected_checks = context.selected_asset_check_keys
+    todo = [
+        obj for obj in ordered
+        if hc_key(obj) in selected or any(spec.key in selected_checks for spec in _check_specs(obj))
+    ]
+    schema = heroku_connect.schema_name
+    mode = heroku_connect.resolved_mode()
+    with engine.begin() as conn:
+        if mode == "development":
+            created = create_hc_tables(conn, schema, mapping=mapping, stand_in=True)
+            if created:
+                context.log.info(f"development mode: created {', '.join(created)} with the Heroku Connect stand-in")
+        else:
+            create_meta_tables(conn)
+        try:
+            verify_hc_tables(conn, schema, [o for o in todo if hc_key(o) in selected], mapping)
+        except HcSchemaError as err:
+            raise dg.Failure(description=str(err), allow_retries=False) from None
+
+    stopped: dict[str, str] = {}  # object -> why its children must not load
+    failures: list[str] = []
+    for obj in todo:
+        key = hc_key(obj)
+        checks = [spec for spec in _check_specs(obj) if spec.key in selected_checks]
+        stopped_parents = [p for p in obj.parents if p in stopped]
+        if stopped_parents:
+            reason = "; ".join(f"{p}: {stopped[p]}" for p in stopped_parents)
+            context.log.warning(f"{obj.object} skipped: {reason}")
+            stopped[obj.object] = "skipped"
+            continue
+        result: LoadResult | None = None
+        with engine.connect() as conn:
+            if key in selected:
+                try:
+                    result = load_object(
+                        conn, obj, model_of[obj.object], mapping,
+                        schema=schema, run_id=context.run.run_id, window=window,
+                    )
+                except CONNECTION_ERRORS:
+                    raise
+                except (HcLoadError, sa.exc.DBAPIError) as err:
+                    conn.rollback()
+                    message = str(getattr(err, "orig", None) or err).strip()
+                    context.log.error(f"{obj.object} failed: {message}")
+                    failures.append(f"{obj.object}: {message}")
+                    stopped[obj.object] = "failed"
+                    continue
+                context.log.info(
+                    f"{result.table}: {result.rows_inserted} inserted, {result.rows_updated} updated, "
+                    f"{result.rows_deleted} deleted, {result.rows_quarantined} quarantined of "
+                    f"{result.rows_read} lv2 rows, {result.seconds:.2f}s"
+                )
+                yield dg.MaterializeResult(
+                    asset_key=key,
+                    metadata={**result.as_metadata(), "partitions": _partitions(window), "hc_mode": mode},
+                )
+            for spec in checks:
+                if spec.name == UNIQUE_CHECK:
+                    evaluation = _evaluate_unique(conn, obj, mapping, schema, key)
+                else:
+                    evaluation = _evaluate_quarantine(conn, obj, key, result, context.run.run_id)
+                conn.rollback()
+                if not evaluation.passed and spec.blocking:
+                    stopped[obj.object] = f"blocking check {spec.name} failed"
+                yield evaluation
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} hc object(s) failed:\n" + "\n".join(failures), allow_retries=False
+        )
+
+
+# -- checks ------------------------------------------------------------------------------------
+
+
+def _check_specs(obj: HcObject) -> list[dg.AssetCheckSpec]:
+    key = hc_key(obj)
+    return [
+        dg.AssetCheckSpec(
+            UNIQUE_CHECK, asset=key, blocking=True,
+            description=f"No {obj.external_id} appears twice in the {obj.object} table.",
+        ),
+        dg.AssetCheckSpec(
+            QUARANTINE_CHECK, asset=key,
+            description=(
+                f"No {obj.object} row of the load was kept out of hc because Salesforce would refuse "
+                "it (see hc_meta.quarantine)."
+            ),
+        ),
+    ]
+
+
+def _evaluate_unique(conn, obj: HcObject, mapping: HcMapping, schema: str, key: dg.AssetKey) -> dg.AssetCheckResult:
+    table = hc_table(obj, mapping, schema)
+    column = table.c[obj.external_id_column]
+    try:
+        repeated = conn.execute(
+            sa.select(column, sa.func.count()).where(column.is_not(None)).group_by(column)
+            .having(sa.func.count() > 1).limit(EXAMPLES)
+        ).all()
+    except CONNECTION_ERRORS:
+        raise
+    except sa.exc.DBAPIError as err:
+        return dg.AssetCheckResult(asset_key=key, check_name=UNIQUE_CHECK, passed=False,
+                                   metadata={"error": str(err.orig).strip()})
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=UNIQUE_CHECK, passed=not repeated,
+        metadata={"repeated_external_ids": ", ".join(f"{v} ({n} rows)" for v, n in repeated) or "none"},
+    )
+
+
+def _evaluate_quarantine(conn, obj: HcObject, key: dg.AssetKey, result: LoadResult | None,
+                         run_id: str) -> dg.AssetCheckResult:
+    """This run's quarantine; for a check run alone, the latest load's that quarantined rows."""
+    quarantine = quarantine_table()
+    of_object = quarantine.c.object == obj.object
+    if result is None:
+        latest = conn.execute(
+            sa.select(quarantine.c.run_id).where(of_object).order_by(quarantine.c.id.desc()).limit(1)
+        ).scalar()
+        run_id = latest or run_id
+    in_run = sa.and_(of_object, quarantine.c.run_id == run_id)
+    count = conn.execute(
+        sa.select(sa.func.count(sa.distinct(quarantine.c.external_id))).where(in_run)
+    ).scalar_one()
+    examples = conn.execute(
+        sa.select(quarantine.c.external_id, quarantine.c.field, quarantine.c.reason)
+        .where(in_run).order_by(quarantine.c.id).limit(EXAMPLES)
+    ).all()
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=QUARANTINE_CHECK,
+        passed=count == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "quarantine_count": count,
+            "run_id": run_id,
+            "examples": "\n".join(f"{e}: {f}: {r}" for e, f, r in examples) or "none",
+        },
+    )
+
+
+# -- specs -------------------------------------------------------------------------------------
+
+
+def _spec(obj: HcObject, model: SqlModel, mapping: HcMapping, catalog: Catalog, schema: str) -> dg.AssetSpec:
+    parents = [hc_key(mapping.by_object(p)) for p in obj.parents]
+    return dg.AssetSpec(
+        key=hc_key(obj),
+        deps=[dg.AssetKey(["lv2", model.name]), *parents],
+        group_name=LAYER,
+        description=f"Salesforce {obj.object} through Heroku Connect ({schema}.{obj.table}), from lv2.{model.name}.",
+        metadata={
+            "table": f"{schema}.{obj.table}",
+            "dag_id": model_dag_id(model, catalog),
+            "salesforce_object": obj.object,
+            "external_id": obj.external_id,
+            "source": model.qualified_name,
+            "mode": model.mode,
+            "fields": len(obj.fields) + len(obj.lookups) + 1,
+            "mapping_file": "bodyfriend_assets/hc/objects.yaml",
+        },
+        kinds={"postgres", "salesforce"},
+        code_version=hashlib.sha256(obj.model_dump_json().encode("utf-8")).hexdigest()[:16],
+        freshness_policy=daily_freshness,
+        skippable=True,
+    )
+
+
+def _partitions(window: PartitionWindow) -> str:
+    return window.start if window.start == window.end else f"{window.start}...{window.end}"

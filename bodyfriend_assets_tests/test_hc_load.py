@@ -1,0 +1,248 @@
+"""The hc layer end to end on the demo data: legacy stand-in -> lv0 -> lv1 -> lv2 -> hc, with the
+Heroku Connect stand-in recording every write in ``salesforce._trigger_log``.
+
+The ERP stand-in is seeded once and lv0 loaded for 2024-01-01..03 (one run); every test works on
+its own copy of both databases (``CREATE DATABASE ... TEMPLATE``).
+"""
+
+import uuid
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from bodyfriend_assets import lv1, lv2
+from bodyfriend_assets.catalog import IDENTIFIER, load_catalog
+from bodyfriend_assets.demo.generator import seed_legacy
+from bodyfriend_assets.hc import HerokuConnect, build_hc_assets, create_hc_tables, load_mapping
+from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
+from bodyfriend_assets.resources import DataHub, LegacyDatabase
+from bodyfriend_assets.transforms import build_sql_assets
+
+CATALOG = load_catalog()
+LV0 = lv0_assets(CATALOG)
+SQL_MODELS = build_sql_assets([*lv1.models, *lv2.models], upstream=LV0, catalog=CATALOG)
+HC = build_hc_assets(CATALOG)
+DEV = {"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect(mode="development")}
+CHAIN = dg.AssetSelection.groups("lv0", "lv1", "lv2", "hc")
+DAY = "2024-01-03"
+
+
+def _clone(template: URL) -> URL:
+    copy = template.set(database=f"{template.database.split('_')[0]}_{uuid.uuid4().hex[:10]}")
+    assert IDENTIFIER.match(copy.database)
+    admin = sa.create_engine(template.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    quote = admin.dialect.identifier_preparer.quote
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {quote(copy.database)} TEMPLATE {quote(template.database)}")
+    finally:
+        admin.dispose()
+    return copy
+
+
+def _point_at(monkeypatch, legacy_url: URL, datahub_url: URL) -> None:
+    monkeypatch.setenv("BODYFRIEND_LEGACY_URL", legacy_url.render_as_string(hide_password=False))
+    monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", datahub_url.render_as_string(hide_password=False))
+
+
+@pytest.fixture(scope="module")
+def lv0_template(make_database):
+    legacy_url, datahub_url = make_database("legacy"), make_database("hub")
+    seed_legacy(legacy_url, rows=400, days=3)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _point_at(monkeypatch, legacy_url, datahub_url)
+        result = dg.materialize(LV0, resources=DEV, tags={
+            "dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": DAY,
+        })
+        assert result.success
+        DataHub().engine().dispose()
+        LegacyDatabase().engine().dispose()
+    return legacy_url, datahub_url
+
+
+@pytest.fixture
+def platform(lv0_template, monkeypatch):
+    legacy_url, datahub_url = (_clone(url) for url in lv0_template)
+    _point_at(monkeypatch, legacy_url, datahub_url)
+    return legacy_url, datahub_url
+
+
+def rows(url: URL, sql: str, **params) -> list:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(sql), params)
+            return result.all() if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def value(url: URL, sql: str, **params):
+    return rows(url, sql, **params)[0][0]
+
+
+def chain(partition: str = DAY, selection=CHAIN, resources=DEV, raise_on_error=True):
+    return dg.materialize(
+        [*LV0, SQL_MODELS, HC], partition_key=partition, resources=resources, selection=selection,
+        raise_on_error=raise_on_error,
+    )
+
+
+def hc_metadata(result) -> dict[str, dict]:
+    return {
+        e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[0] == "hc"
+    }
+
+
+def checks(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+
+
+def reload_lv0(table: str, partition: str = DAY) -> None:
+    assert dg.materialize([build_lv0_asset(CATALOG.by_name(table))], partition_key=partition, resources=DEV).success
+
+
+# -- the chain ---------------------------------------------------------------------------------
+
+
+def test_the_chain_loads_every_object_parents_first_and_a_rerun_writes_nothing(platform):
+    _, hub = platform
+    first = chain()
+    assert first.success
+    loaded = hc_metadata(first)
+    assert set(loaded) == {f"hc/{obj.source}" for obj in load_mapping().objects}
+    for key, metadata in loaded.items():
+        source = key.split("/")[1]
+        table = load_mapping().by_source(source).table
+        assert metadata["rows_inserted"] == value(hub, f"SELECT count(*) FROM lv2.{source}") > 0, key
+        assert value(hub, f"SELECT count(*) FROM salesforce.{table}") == metadata["rows_inserted"], key
+        assert metadata["quarantine_count"] == 0
+    assert all(e.passed for e in first.get_asset_check_evaluations())
+    log_rows = value(hub, "SELECT count(*) FROM salesforce._trigger_log")
+    assert log_rows == sum(m["rows_inserted"] for m in loaded.values())
+    assert value(hub, "SELECT count(*) FROM salesforce._trigger_log WHERE action <> 'INSERT' OR state <> 'NEW'") == 0
+
+    # parents before children: every account was inserted before any opportunity, and each
+    # opportunity names its account through the relationship external-ID column
+    last_account, first_opportunity = rows(
+        hub, "SELECT (SELECT max(id) FROM salesforce._trigger_log WHERE table_name = 'account'), "
+             "(SELECT min(id) FROM salesforce._trigger_log WHERE table_name = 'opportunity')")[0]
+    assert last_account < first_opportunity
+    lookups = rows(hub, "SELECT o.account__r__bf_external_id__c, l.account_external_id, "
+                        "EXISTS (SELECT 1 FROM salesforce.account a WHERE a.bf_external_id__c = o.account__r__bf_external_id__c) "
+                        "FROM salesforce.opportunity o JOIN lv2.opportunity l ON l.external_id = o.bf_external_id__c")
+    assert lookups and all(hc == lv and exists for hc, lv, exists in lookups)
+    # the system columns are Heroku Connect's: never written by the load
+    assert value(hub, "SELECT count(*) FROM salesforce.account WHERE sfid IS NOT NULL OR _hc_lastop IS NOT NULL "
+                      "OR _hc_err IS NOT NULL") == 0
+
+    # the whole chain again, sources unchanged: nothing written, nothing logged
+    again = chain()
+    assert again.success
+    assert {k: m["rows_written"] for k, m in hc_metadata(again).items()} == {k: 0 for k in loaded}
+    assert value(hub, "SELECT count(*) FROM salesforce._trigger_log") == log_rows
+
+
+def test_a_changed_source_row_reaches_hc_as_one_update_of_exactly_the_changed_fields(platform):
+    legacy_url, hub = platform
+    assert chain().success
+    order_no = value(hub, "SELECT min(bf_external_id__c) FROM salesforce.opportunity WHERE stagename <> '주문취소'")
+    before = value(hub, "SELECT max(id) FROM salesforce._trigger_log")
+    rows(legacy_url, "UPDATE rental.r_order_contract SET order_status_cd = '90', updt_dt = '2024-01-03 12:00:00' "
+                     "WHERE order_no = :o", o=order_no)
+
+    result = chain()
+    assert result.success
+    assert {k: m["rows_written"] for k, m in hc_metadata(result).items() if m["rows_written"]} == {"hc/opportunity": 1}
+    log = rows(hub, 'SELECT action, state, table_name, "values", old FROM salesforce._trigger_log WHERE id > :b', b=before)
+    assert len(log) == 1
+    action, state, table, values, old = log[0]
+    assert (action, state, table) == ("UPDATE", "NEW", "opportunity")
+    # the stage, and the ERP's change time, in UTC: 12:00 in Seoul is 03:00 UTC
+    assert values == {"stagename": "주문취소", "erp_updated_at__c": "2024-01-03T03:00:00"}
+    assert set(old) == set(values) and old["stagename"] != "주문취소"
+
+
+def test_timestamps_reach_hc_in_utc(platform):
+    _, hub = platform
+    assert chain().success
+    pairs = rows(hub, "SELECT l.erp_updated_at, h.erp_updated_at__c, l.received_at, h.received_at__c "
+                      "FROM lv2.service_receipt l JOIN salesforce.service_receipt__c h ON h.bf_external_id__c = l.external_id")
+    assert pairs
+    for local, utc, received_local, received_utc in pairs:
+        assert (local - utc).total_seconds() == 9 * 3600
+        assert received_local is None or (received_local - received_utc).total_seconds() == 9 * 3600
+
+
+def test_a_value_salesforce_would_refuse_is_quarantined_and_the_rest_of_the_batch_loads(platform):
+    legacy_url, hub = platform
+    cust_no = value(legacy_url, "SELECT min(cust_no) FROM rental.v_customer WHERE updt_dt >= '2024-01-03'")
+    rows(legacy_url, "UPDATE rental.v_customer SET addr1 = repeat('가', 200), addr2 = repeat('나', 100), "
+                     "updt_dt = '2024-01-03 10:00:00' WHERE cust_no = :c", c=cust_no)
+    result = chain()
+    assert result.success  # a warning, not a failure
+
+    account = hc_metadata(result)["hc/account"]
+    assert account["quarantine_count"] == 1 and account["quarantined_too_long"] == 1
+    assert account["rows_inserted"] == value(hub, "SELECT count(*) FROM lv2.account") - 1
+    evaluation = checks(result)[("hc/account", "quarantine_count")]
+    assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["quarantine_count"].value == 1
+    assert all(e.passed for (key, name), e in checks(result).items() if key != "hc/account")
+
+    (obj, external_id, field, reason, excerpt, run_id), = rows(
+        hub, "SELECT object, external_id, field, reason, value_excerpt, run_id FROM hc_meta.quarantine")
+    assert (obj, external_id, field, run_id) == ("Account", cust_no, "BillingStreet", result.run_id)
+    assert reason == "value of 301 characters is too long for BillingStreet (textarea(255))"
+    assert excerpt == "가" * 100
+    # not written, not cut: the row is simply not in hc
+    assert value(hub, "SELECT count(*) FROM salesforce.account WHERE bf_external_id__c = :c", c=cust_no) == 0
+    assert value(hub, "SELECT count(*) FROM salesforce._trigger_log WHERE table_name = 'account'") == account["rows_inserted"]
+
+
+def test_the_hc_assets_carry_their_legacy_dag_and_table():
+    specs = {spec.key.to_user_string(): spec for spec in HC.specs}
+    assert specs["hc/account"].metadata["dag_id"] == "lv1_dag_RENTAL.V_CUSTOMER"
+    assert specs["hc/opportunity"].metadata["dag_id"] == "lv1_dag_RENTAL.R_ORDER_CONTRACT"
+    assert specs["hc/product2"].metadata["dag_id"] == "lv1_dag_RENTAL.R_GOODS"
+    assert specs["hc/service_receipt"].metadata["table"] == "salesforce.service_receipt__c"
+    sql_specs = {spec.key.to_user_string(): spec for spec in SQL_MODELS.specs}
+    for key, spec in specs.items():
+        assert spec.group_name == "hc"
+        lv2_key = key.replace("hc/", "lv2/")
+        assert dg.AssetKey.from_user_string(lv2_key) in {dep.asset_key for dep in spec.deps}
+        assert spec.metadata["dag_id"] == sql_specs[lv2_key].metadata["dag_id"]
+    assert {dep.asset_key.to_user_string() for dep in specs["hc/opportunity"].deps} == {
+        "lv2/opportunity", "hc/account", "hc/product2", "hc/promotion"
+    }
+    assert {(c.asset_key.to_user_string(), c.name, c.blocking) for c in HC.check_specs} >= {
+        ("hc/account", "external_id_unique", True), ("hc/account", "quarantine_count", False)
+    }
+    defs = dg.Definitions(assets=[*LV0, SQL_MODELS, HC], resources=DEV)
+    node = defs.resolve_asset_graph().get(dg.AssetKey(["hc", "account"]))
+    assert node.partitions_def is not None and node.backfill_policy == dg.BackfillPolicy.single_run()
+
+
+def test_a_range_is_one_step_and_a_subset_loads_only_what_was_selected(platform):
+    _, hub = platform
+    tags = {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": DAY}
+    result = dg.materialize([*LV0, SQL_MODELS, HC], tags=tags, resources=DEV,
+                            selection=dg.AssetSelection.groups("lv1", "lv2", "hc"))
+    assert result.success
+    steps = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
+    assert steps == {"sql_models", "hc_objects"}
+    account = hc_metadata(result)["hc/account"]
+    assert account["partitions"] == "2024-01-01...2024-01-03"
+    assert account["partitions_read"] == "2023-12-31...2024-01-03"  # lv2.account's look-back day
+    assert value(hub, "SELECT count(*) FROM salesforce.account") == value(hub, "SELECT count(*) FROM lv2.account")
+
+    rows(hub, "UPDATE lv2.product2 SET name = name || '*'")  # every product changed in lv2
+    only = dg.AssetSelection.keys(["hc", "opportunity"])
+    subset = dg.materialize([*LV0, SQL_MODELS, HC], partition_key=DAY, resources=DEV, selection=only)
+    assert set(hc_metadata(subset)) == {"hc/opportunity"}
+    assert hc_metadata(subset)["hc/opportunity"]["rows_written"] == 0
+    assert value(hub, "SELECT count(*) FROM salesforce.product2 WHERE name LIKE '%*'") == 0

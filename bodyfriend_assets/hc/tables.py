@@ -214,7 +214,8 @@ def verify_hc_tables(conn: Connection, schema: str, objects: list[HcObject], map
     if problems:
         raise HcSchemaError(
             "the Heroku Connect tables lack what the hc load writes (map these fields in Heroku "
-            "Connect, or remove them from bodyfriend_assets/hc/objects.yaml):\n" + "\n".join(problems)
+            "Connect, or remove them from bodyfriend_assets/hc/objects.yaml; on a development "
+            "Data Hub, BODYFRIEND_HC_MODE=development creates the tables):\n" + "\n".join(problems)
         )
 
 

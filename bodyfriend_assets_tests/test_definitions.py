@@ -1,7 +1,9 @@
 """The definitions load, and the naming contract other tools rely on holds for every table."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -76,3 +78,32 @@ def test_dagster_validates_the_workspace(pg_server_url):
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_graph.txt"
+
+
+def _graph_lines() -> list[str]:
+    graph = defs.resolve_asset_graph()
+    lines = []
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        parents = ", ".join(sorted(p.to_user_string() for p in node.parent_keys))
+        lines.append(f"{key.to_user_string()} | {node.group_name} | {parents}")
+    return lines
+
+
+def test_the_asset_graph_from_legacy_to_hc_matches_its_snapshot():
+    """Every asset key, group and dependency, legacy -> lv0 -> lv1 -> lv2 -> hc. An intended change
+    of the graph is recorded with BODYFRIEND_UPDATE_SNAPSHOT=1 and reviewed in the diff."""
+    lines = _graph_lines()
+    if os.environ.get("BODYFRIEND_UPDATE_SNAPSHOT"):
+        SNAPSHOT.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert lines == SNAPSHOT.read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        key, group, _ = line.split(" | ")
+        assert group == key.split("/")[0]
+    layers = {line.split("/")[0] for line in lines}
+    assert layers == {"legacy", "lv0", "lv1", "lv2", "hc", "compat"}
+    # every hc object reads its lv2 table; every lv2 table reaches back to a legacy table
+    assert "hc/opportunity | hc | hc/account, hc/product2, hc/promotion, lv2/opportunity" in lines

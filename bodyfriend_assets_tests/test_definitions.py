@@ -105,5 +105,5 @@ def test_the_asset_graph_from_legacy_to_hc_matches_its_snapshot():
         assert group == key.split("/")[0]
     layers = {line.split("/")[0] for line in lines}
     assert layers == {"legacy", "lv0", "lv1", "lv2", "hc", "compat"}
-    # every hc object reads its lv2 table; every lv2 table reaches back to a legacy table
+    # an hc object reads its lv2 table and loads after the objects it looks up
     assert "hc/opportunity | hc | hc/account, hc/product2, hc/promotion, lv2/opportunity" in lines

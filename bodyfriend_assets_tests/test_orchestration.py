@@ -137,7 +137,10 @@ def _step_intervals(instance, run_id):
 
 def test_large_extractions_never_overlap_while_small_ones_run_beside_them(platform_env, tmp_path):
     legacy_url, _ = platform_env
-    seed_legacy(legacy_url, rows=30_000, days=1)
+    # Large enough that the four serialized large loads take several seconds, so the small
+    # steps, started beside them, overlap them even on a busy machine.
+    names = [load_catalog().by_name(n).qualified_name for n in LARGE + SMALL]
+    seed_legacy(legacy_url, rows=120_000, days=1, tables=names + ["RENTAL.R_GOODS", "RENTAL.V_SALES_LOUNGE"])
     overrides = {"concurrency": {"pools": {"default_limit": 1}}}
     with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
         with dg.execute_job(dg.reconstructable(pool_job), instance=instance,

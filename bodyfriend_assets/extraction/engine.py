@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import Lineage, Lv0Load
-from bodyfriend_assets.extraction.pages import copy_pages, dbapi_pages, prefetched
+from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, copy_pages, dbapi_pages, prefetched
 from bodyfriend_assets.extraction.source import SourceTable
 
 PROGRESS_EVERY_SECONDS = 5.0
@@ -102,21 +102,23 @@ def extract_to_lv0(
     lineage: Lineage,
     log: Callable[[str], None] = lambda message: None,
     page_size: int | None = None,
+    page_bytes: int = PAGE_BYTES,
     reader: str = "auto",
 ) -> ExtractionResult:
     """Copy the window of ``entry`` from ``legacy`` into lv0 on ``datahub``, atomically.
 
     ``reader`` picks the page reader: ``copy`` (PostgreSQL sources), ``dbapi`` (any source, the
-    SQL Server path), or ``auto``.
+    SQL Server path), or ``auto``. Pages hold at most ``page_size`` rows (default: the catalog's)
+    and about ``page_bytes`` of COPY text.
     """
     began = time.monotonic()
     source, window, total = open_source(entry, legacy, start, end)
-    page_size = page_size or entry.page_size
-    encoder = RowEncoder()
+    sizer = PageSizer(page_size or entry.page_size, page_bytes, source.estimated_row_bytes)
+    encoder = RowEncoder([c.lv0_type for c in source.columns])
     if choose_reader(legacy, reader) == "copy":
-        pages = copy_pages(source, legacy, window, page_size)
+        pages = copy_pages(source, legacy, window, sizer)
     else:
-        pages = dbapi_pages(source, legacy, window, page_size, encoder)
+        pages = dbapi_pages(source, legacy, window, sizer, encoder)
     result = ExtractionResult(
         table=entry.qualified_name,
         mode=entry.mode,
@@ -142,11 +144,7 @@ def extract_to_lv0(
     result.nul_characters_removed = encoder.nul_characters_removed
     result.seconds = time.monotonic() - began
     result.peak_rss_mb = peak_rss_mb()
-    log(
-        f"{entry.qualified_name}: {result.rows:,} rows in {result.pages} pages, "
-        f"{result.seconds:.1f}s ({result.rows_per_second:,.0f} rows/s), "
-        f"{result.rows_changed:,} lv0 rows changed"
-    )
+    # The totals are the materialization's metadata (``as_metadata``), not another log line.
     return result
 
 

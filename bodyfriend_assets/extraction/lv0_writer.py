@@ -1,8 +1,9 @@
 """Atomic writes into lv0: a load is one PostgreSQL transaction, or nothing.
 
-- incremental: pages are COPYed into a temporary staging table, then upserted into
-  ``lv0.<table>`` by key in the same transaction. A row whose values did not change is not
-  touched, so re-running a partition, or overlapping windows, change nothing.
+- incremental: each page is COPYed into a temporary staging table and at once upserted into
+  ``lv0.<table>`` by key, in the same transaction, so the database merges page n while the reader
+  fetches page n + 1. A row whose values did not change is not touched, so re-running a
+  partition, or overlapping windows, change nothing.
 - snapshot: pages are COPYed into ``lv0.<table>__incoming``, created in the same transaction, which
   then replaces ``lv0.<table>`` by rename.
 
@@ -23,6 +24,9 @@ from sqlalchemy.engine import Connection
 from bodyfriend_assets.extraction.source import SourceTable
 
 LV0_SCHEMA = "lv0"
+# psycopg2 reads COPY input from its file object in chunks of this size (its default is 8 kB:
+# a Python call, and a hand-over of the GIL, every 8 kB).
+COPY_CHUNK_BYTES = 1 << 20
 LINEAGE_COLUMNS = (
     sa.Column("_loaded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("_run_id", sa.Text, nullable=False),
@@ -67,6 +71,7 @@ class Lv0Load:
         self.lineage = lineage
         self.target = lv0_table(source)
         self.incremental = source.entry.mode == "incremental"
+        self.rows_changed = 0  # incremental: lv0 rows inserted or updated so far
         self._cursor = conn.connection.driver_connection.cursor()
         self._prepare()
 
@@ -90,6 +95,7 @@ class Lv0Load:
                 postgresql_on_commit="DROP",
             )
             self.staging.create(self.conn)
+            self._prepare_merge()
             self._copy_into = self.staging
             self._suffix = ""
         else:
@@ -133,6 +139,69 @@ class Lv0Load:
                 f"changed types {changed}. Migrate lv0.{self.target.name} (or drop it to reload)."
             )
 
+    def _prepare_merge(self) -> None:
+        """The statements that merge one staged page into lv0 (built once per load)."""
+        staging = self.staging
+        key_names = list(self.source.entry.key_columns)
+        keys = [staging.c[k] for k in key_names]
+        cursor = staging.c[self.source.entry.cursor_column]
+        self._repeated_key = sa.select(*keys).group_by(*keys).having(sa.func.count() > 1).limit(1)
+        self._repeated_position = (
+            sa.select(*keys).group_by(*keys, cursor).having(sa.func.count() > 1).limit(1)
+        )
+        data_columns = [c.name for c in self.source.columns]
+        staged = sa.select(
+            *(staging.c[n] for n in data_columns),
+            sa.literal(self.lineage.loaded_at, sa.DateTime(timezone=True)).label("_loaded_at"),
+            sa.literal(self.lineage.run_id).label("_run_id"),
+            sa.func.to_char(cursor, "YYYY-MM-DD").label("_partition"),
+        )
+        # A row read twice within a page (its cursor moved forward during the read) keeps its
+        # newest version. Across pages the later page holds the newer version and overwrites.
+        newest = staged.ext(postgresql.distinct_on(*keys)).order_by(*keys, cursor.desc())
+        self._merge_all = self._merge_statement(staged, data_columns, key_names)
+        self._merge_newest = self._merge_statement(newest, data_columns, key_names)
+        preparer = self.conn.dialect.identifier_preparer
+        self._empty_staging = f"TRUNCATE {preparer.format_table(staging)}"
+
+    def _merge_statement(self, rows: sa.Select, data_columns: list[str], key_names: list[str]) -> sa.Select:
+        """Upsert ``rows`` into lv0; the statement returns (rows written, rows rewritten).
+
+        A rewritten row is one an earlier page of this load already wrote (read again because its
+        cursor moved during the read): it counts once in ``rows_changed``. The outer query reads
+        lv0 as it was before the upsert (all parts of a statement share one snapshot). Rows the
+        upsert inserted (``xmax = 0``) cannot be rewrites and skip that look-up.
+        """
+        target = self.target
+        insert = postgresql.insert(target).from_select(
+            [*data_columns, "_loaded_at", "_run_id", "_partition"], rows
+        )
+        non_keys = [n for n in data_columns if n not in key_names]
+        if not non_keys:
+            upsert = insert.on_conflict_do_nothing(index_elements=key_names)
+        else:
+            updated = [*non_keys, "_loaded_at", "_run_id", "_partition"]
+            upsert = insert.on_conflict_do_update(
+                index_elements=key_names,
+                set_={n: insert.excluded[n] for n in updated},
+                where=sa.tuple_(*(target.c[n] for n in non_keys)).is_distinct_from(
+                    sa.tuple_(*(insert.excluded[n] for n in non_keys))
+                ),
+            )
+        written = upsert.returning(
+            *(target.c[k] for k in key_names), sa.literal_column("xmax = 0").label("inserted")
+        ).cte("written")
+        before = target.alias("before")
+        rewrite = sa.exists().where(
+            *(before.c[k] == written.c[k] for k in key_names),
+            before.c["_run_id"] == self.lineage.run_id,
+            before.c["_loaded_at"] == sa.literal(self.lineage.loaded_at, sa.DateTime(timezone=True)),
+        )
+        return sa.select(
+            sa.func.count(),
+            sa.func.count().filter(sa.and_(sa.not_(written.c.inserted), rewrite)),
+        ).select_from(written)
+
     # -- pages -----------------------------------------------------------------------------
 
     def write_page(self, copy_text: bytes) -> None:
@@ -142,65 +211,40 @@ class Lv0Load:
             suffix = self._suffix.encode("utf-8")
             copy_text = copy_text.replace(b"\n", suffix + b"\n")
         try:
-            self._cursor.copy_expert(self._copy_sql, io.BytesIO(copy_text))
+            self._cursor.copy_expert(self._copy_sql, io.BytesIO(copy_text), size=COPY_CHUNK_BYTES)
         except psycopg2.errors.UniqueViolation as err:
             raise Lv0WriteError(
                 f"{self.source.entry.qualified_name}: the source returned one key twice "
                 f"({_detail(err)}); lv0.{self.source.entry.name} was left unchanged"
             ) from None
+        if self.incremental:
+            self.rows_changed += self._merge_staged_page()
+
+    def _merge_staged_page(self) -> int:
+        """Upsert the staged page into lv0 and empty the staging table; returns rows changed."""
+        if self.conn.execute(self._repeated_key).first() is None:
+            statement = self._merge_all  # the usual page: every key once, nothing to sort
+        else:
+            duplicate = self.conn.execute(self._repeated_position).first()
+            if duplicate is not None:
+                raise Lv0WriteError(
+                    f"{self.source.entry.qualified_name}: key {dict(duplicate._mapping)} appears "
+                    f"twice with the same {self.source.entry.cursor}; the catalog keys are not "
+                    f"unique on the source. lv0.{self.target.name} was left unchanged"
+                )
+            statement = self._merge_newest
+        written, rewritten = self.conn.execute(statement).one()
+        self.conn.exec_driver_sql(self._empty_staging)
+        return written - rewritten
 
     # -- commit ----------------------------------------------------------------------------
 
     def finish(self) -> int:
-        """Merge or swap the loaded rows; returns how many lv0 rows were inserted or changed."""
-        if self.incremental:
-            changed = self._upsert()
-        else:
-            changed = self._swap()
+        """Commit the load (a snapshot is swapped in first); returns how many lv0 rows were
+        inserted or changed."""
+        changed = self.rows_changed if self.incremental else self._swap()
         self.conn.commit()
         return changed
-
-    def _upsert(self) -> int:
-        staging, target = self.staging, self.target
-        keys = [staging.c[k] for k in self.source.entry.key_columns]
-        cursor = staging.c[self.source.entry.cursor_column]
-        duplicate = self.conn.execute(
-            sa.select(*keys).group_by(*keys, cursor).having(sa.func.count() > 1).limit(1)
-        ).first()
-        if duplicate is not None:
-            raise Lv0WriteError(
-                f"{self.source.entry.qualified_name}: key {dict(duplicate._mapping)} appears twice "
-                f"with the same {self.source.entry.cursor}; the catalog keys are not unique on "
-                f"the source. lv0.{target.name} was left unchanged"
-            )
-        data_columns = [c.name for c in self.source.columns]
-        # A row read twice (its cursor moved forward during the read) keeps its newest version.
-        newest = (
-            sa.select(
-                *(staging.c[n] for n in data_columns),
-                sa.literal(self.lineage.loaded_at, sa.DateTime(timezone=True)).label("_loaded_at"),
-                sa.literal(self.lineage.run_id).label("_run_id"),
-                sa.func.to_char(cursor, "YYYY-MM-DD").label("_partition"),
-            )
-            .ext(postgresql.distinct_on(*keys))
-            .order_by(*keys, cursor.desc())
-        )
-        insert = postgresql.insert(target).from_select(
-            [*data_columns, "_loaded_at", "_run_id", "_partition"], newest
-        )
-        non_keys = [n for n in data_columns if n not in self.source.entry.key_columns]
-        if not non_keys:
-            statement = insert.on_conflict_do_nothing(index_elements=list(self.source.entry.key_columns))
-        else:
-            updated = [*non_keys, "_loaded_at", "_run_id", "_partition"]
-            statement = insert.on_conflict_do_update(
-                index_elements=list(self.source.entry.key_columns),
-                set_={n: insert.excluded[n] for n in updated},
-                where=sa.tuple_(*(target.c[n] for n in non_keys)).is_distinct_from(
-                    sa.tuple_(*(insert.excluded[n] for n in non_keys))
-                ),
-            )
-        return self.conn.execute(statement).rowcount
 
     def _swap(self) -> int:
         name = self.source.entry.name

@@ -1,11 +1,16 @@
 """Keyset page readers: each yields pages as COPY text, ready for the lv0 writer.
 
 - ``dbapi_pages`` runs each page query through the DBAPI driver (pymssql for SQL Server) and
-  encodes the rows in Python. It works on any source.
+  encodes the rows in Python. It works on any source. The next page is read ahead on a second
+  connection, so the server computes it while Python encodes this one.
 - ``copy_pages`` is for a PostgreSQL source (the stand-in): it wraps each page query in
   ``COPY (...) TO STDOUT``, so rows travel as the server's own COPY text, straight into the target's
   ``COPY FROM STDIN`` with no per-value Python work. Only the last line of a page is decoded, to take
   the next page's keyset position from it.
+
+``PageSizer`` sizes pages by bytes as well as rows: at most the catalog's ``page_size`` rows and
+about ``page_bytes`` of COPY text, first from the row width the reflected column types suggest,
+then from the width of the rows read so far. A wide table gets shorter pages, not bigger ones.
 
 ``prefetched`` runs a reader in a thread, one or two pages ahead of the writer, so reading and
 writing overlap while memory stays bounded by the queue.
@@ -17,7 +22,8 @@ import io
 import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
@@ -26,36 +32,111 @@ from bodyfriend_assets.extraction.lv0_writer import Lv0WriteError
 from bodyfriend_assets.extraction.source import SourceTable
 
 
+PAGE_BYTES = 8 << 20  # COPY text per page the sizer aims at
+ENCODE_ROWS = 1000  # dbapi: rows encoded at a time
+
+
 @dataclass(frozen=True)
 class Page:
     copy_text: bytes
     rows: int
 
 
+@dataclass
+class PageSizer:
+    """How many rows the next page asks for (see the module docstring)."""
+
+    max_rows: int  # the catalog's page_size
+    page_bytes: int = PAGE_BYTES
+    row_bytes: float = 1.0  # estimated, until rows have been read
+    _seen_rows: int = field(default=0, repr=False)
+    _seen_bytes: int = field(default=0, repr=False)
+
+    def rows(self) -> int:
+        return max(1, min(self.max_rows, int(self.page_bytes / max(self.row_bytes, 1.0))))
+
+    def observe(self, rows: int, nbytes: int) -> None:
+        self._seen_rows += rows
+        self._seen_bytes += nbytes
+        self.row_bytes = self._seen_bytes / self._seen_rows
+
+
 def dbapi_pages(
-    source: SourceTable, legacy: Engine, window, page_size: int, encoder: RowEncoder
+    source: SourceTable, legacy: Engine, window, sizer: PageSizer, encoder: RowEncoder
 ) -> Iterator[Page]:
+    """Pages through the DBAPI driver, each fetched and encoded a chunk of rows at a time (while
+    the chunk is still in the CPU's cache), so only a chunk of rows lives as Python objects.
+
+    The next page is read ahead: while this page is fetched and encoded, a helper thread asks the
+    source, on a second connection, where this page will end (``page_end_query``, from the keyset
+    index) and sends the query for the page after that position, so the server computes it while
+    Python works. The guess is checked against the row this page really ends with; if they differ
+    (rows changed in between), the read-ahead is dropped and the next page asked from the true
+    position. Each connection is used by one thread at a time, and holds one result at a time.
+    """
     positions = source.order_positions
-    last = None
-    with legacy.connect() as conn:
+    with legacy.connect() as first, legacy.connect() as second, ThreadPoolExecutor(
+        1, thread_name_prefix="keyset-read-ahead"
+    ) as helper:
+        conn, other = first, second
+        last = None
+        page_size = sizer.rows()
+        result = conn.execute(source.page_query(window, last, page_size))
         while True:
-            rows = conn.execute(source.page_query(window, last, page_size)).fetchall()
-            if not rows:
+            next_size = sizer.rows()
+            ahead = helper.submit(_read_ahead, other, source, window, last, page_size, next_size)
+            data, rows, final = _fetch_and_encode(result, encoder)
+            predicted, next_result = ahead.result()
+            if rows == 0 or rows < page_size:
+                if next_result is not None:
+                    next_result.close()
+                if rows:
+                    yield _observed(sizer, Page(data, rows))
                 return
-            last = [rows[-1][i] for i in positions]
-            page = Page(encoder.encode_page(rows), len(rows))
-            del rows
-            yield page
-            if page.rows < page_size:
-                return
+            yield _observed(sizer, Page(data, rows))
+            del data
+            last = [final[i] for i in positions]
             at_last = conn.execute(source.position_count_query(last)).scalar_one()
             _refuse_shared_position(source, at_last, last)
             # READ COMMITTED: each page is its own statement; end the implicit transaction so no
             # lock or snapshot is held between pages.
             conn.rollback()
+            if predicted != last:
+                if next_result is not None:
+                    next_result.close()
+                next_result = other.execute(source.page_query(window, last, next_size))
+            result, page_size = next_result, next_size
+            conn, other = other, conn
 
 
-def copy_pages(source: SourceTable, legacy: Engine, window, page_size: int) -> Iterator[Page]:
+def _read_ahead(conn, source: SourceTable, window, last, page_size: int, next_size: int):
+    """(where the page after ``last`` will end, the result of the page after that), or
+    (None, None) when no page follows."""
+    end = conn.execute(source.page_end_query(window, last, page_size)).first()
+    if end is None:
+        return None, None
+    predicted = list(end)
+    return predicted, conn.execute(source.page_query(window, predicted, next_size))
+
+
+def _fetch_and_encode(result, encoder: RowEncoder) -> tuple[bytes, int, object]:
+    """(COPY text, rows, the last row) of a page's result."""
+    parts = []
+    rows = 0
+    final = None
+    while chunk := result.fetchmany(ENCODE_ROWS):
+        parts.append(encoder.encode_rows(chunk).encode("utf-8"))
+        rows += len(chunk)
+        final = chunk[-1]
+    return b"".join(parts), rows, final
+
+
+def _observed(sizer: PageSizer, page: Page) -> Page:
+    sizer.observe(page.rows, len(page.copy_text))
+    return page
+
+
+def copy_pages(source: SourceTable, legacy: Engine, window, sizer: PageSizer) -> Iterator[Page]:
     if legacy.dialect.name != "postgresql" or legacy.dialect.driver != "psycopg2":
         raise ValueError("copy_pages reads a PostgreSQL (psycopg2) source only")
     positions = source.order_positions
@@ -64,6 +145,7 @@ def copy_pages(source: SourceTable, legacy: Engine, window, page_size: int) -> I
         driver = conn.connection.driver_connection
         with driver.cursor() as cursor:
             while True:
+                page_size = sizer.rows()
                 compiled = source.page_query(window, last, page_size).compile(
                     dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
                 )
@@ -78,6 +160,7 @@ def copy_pages(source: SourceTable, legacy: Engine, window, page_size: int) -> I
                 if rows == 0:
                     return
                 last = last_line_values(data, positions)
+                sizer.observe(rows, len(data))
                 yield Page(data, rows)
                 del data
                 if rows < page_size:

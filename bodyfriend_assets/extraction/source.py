@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from bodyfriend_assets.catalog import IDENTIFIER, LegacyTable
 from bodyfriend_assets.extraction import keyset
-from bodyfriend_assets.extraction.typemap import lv0_type
+from bodyfriend_assets.extraction.typemap import UNBOUNDED_WIDTH, estimated_width, lv0_type
 
 
 class SourceTableError(LookupError):
@@ -29,6 +29,7 @@ class SourceColumn:
     source_name: str  # as the source spells it
     name: str  # lower case: the lv0 column
     lv0_type: sa.types.TypeEngine
+    width: int = 36  # estimated bytes of a value in COPY text (typemap.estimated_width)
 
 
 @dataclass(frozen=True)
@@ -61,10 +62,15 @@ class SourceTable:
                     col["name"],
                     col["name"].lower(),
                     lv0_type(col["type"], table=entry.qualified_name, column=col["name"]),
+                    estimated_width(col["type"]),
                 )
             )
+        widths = {c.name: c.width for c in columns}
         for expression in entry.expressions:
-            columns.append(SourceColumn(expression.name, expression.name.lower(), sa.Text()))
+            # A decrypted value is about as long as the stored one (the check below names a
+            # missing argument column).
+            width = widths.get(expression.argument.lower(), UNBOUNDED_WIDTH)
+            columns.append(SourceColumn(expression.name, expression.name.lower(), sa.Text(), width))
         table = cls(entry, on_sql_server, tuple(columns))
         table._check_against_catalog()
         return table
@@ -124,6 +130,11 @@ class SourceTable:
         return items
 
     @property
+    def estimated_row_bytes(self) -> int:
+        """A generous guess of a row's size in COPY text, from the declared column sizes."""
+        return sum(c.width + 1 for c in self.columns)
+
+    @property
     def order_by(self) -> list:
         """(cursor, key...) for incremental tables, (key...) for snapshots."""
         names = ([self.entry.cursor_column] if self.entry.cursor_column else []) + list(
@@ -149,8 +160,13 @@ class SourceTable:
 
     def page_query(self, window, last, page_size: int) -> sa.Select:
         return keyset.page_query(
-            self.select_list, self._table_clause, self.order_by, window, last, page_size
+            self.select_list, self._table_clause, self.order_by, window, last, page_size,
+            row_values=not self.on_sql_server,
         )
+
+    def page_end_query(self, window, last, page_size: int) -> sa.Select:
+        """Where the page after ``last`` will end, read from the keyset index alone."""
+        return keyset.page_end_query(self.page_query(window, last, page_size), self.order_by)
 
     def position_count_query(self, last) -> sa.Select:
         """How many source rows sit exactly at keyset position ``last`` (more than one means the

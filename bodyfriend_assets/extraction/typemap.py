@@ -72,3 +72,21 @@ def lv0_type(source_type: sa.types.TypeEngine, *, table: str, column: str) -> sa
         f"{table}.{column}: source type {t!r} has no lv0 mapping; add it to "
         "bodyfriend_assets/extraction/typemap.py"
     )
+
+
+def estimated_width(source_type: sa.types.TypeEngine) -> int:
+    """A generous guess of the bytes one value of ``source_type`` takes in COPY text, from its
+    declared size; it only sizes a load's first page (later pages follow the rows read)."""
+    t = source_type
+    length = getattr(t, "length", None)
+    if isinstance(t, (sa.String, mssql.XML)):
+        # Up to three UTF-8 bytes a character (Korean); MAX, TEXT and XML have no length.
+        return min(3 * length, UNBOUNDED_WIDTH) if length else UNBOUNDED_WIDTH
+    if isinstance(t, (sa.LargeBinary, sa.types._Binary, mssql.IMAGE, postgresql.BYTEA)):
+        return min(2 * length + 3, UNBOUNDED_WIDTH) if length else UNBOUNDED_WIDTH
+    if isinstance(t, sa.Numeric) and getattr(t, "precision", None) and not isinstance(t, sa.Float):
+        return t.precision + 2
+    return 36  # dates and times, numbers, uuids
+
+
+UNBOUNDED_WIDTH = 8000

@@ -20,5 +20,10 @@ dev: $(BIN)/bodyfriend
 test: $(BIN)/bodyfriend
 	$(BIN)/python -m pytest bodyfriend_assets_tests
 
+# Not part of the tests: extraction throughput and memory against a psql COPY pipe (a few minutes).
+# Smaller: make bench ARGS="--rows 200000"
+bench: $(BIN)/bodyfriend
+	$(BIN)/python -m bodyfriend_assets.bench $(ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -13,6 +13,8 @@ from dagster_postgres import DagsterPostgresStorage
 from bodyfriend_assets import embedded
 
 DAGSTER_PG_URL_VAR = "DAGSTER_PG_URL"
+POOL_RECYCLE_SECONDS = 3600
+MAX_OVERFLOW = 4  # connections beyond the one kept, for threads storing events at once
 
 
 def instance_storage_url() -> str:
@@ -33,4 +35,11 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
-        return cls(postgres_url=instance_storage_url(), inst_data=inst_data)
+        storage = cls(postgres_url=instance_storage_url(), inst_data=inst_data)
+        # dagster-postgres opens a new connection for every event it stores, and a daily run
+        # stores hundreds (every materialization, check result and log line, each a few ms of
+        # connection set-up). Each process keeps one open instead, as the webserver does.
+        storage.event_log_storage.optimize_for_webserver(
+            statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=MAX_OVERFLOW
+        )
+        return storage

@@ -1,9 +1,13 @@
 """Running by itself: checks that block a bad load, the large-table pool, retries, the schedule."""
 
+import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime
-from itertools import combinations
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -14,12 +18,12 @@ from bodyfriend_assets.automation import daily_schedule
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.definitions import defs
 from bodyfriend_assets.demo.generator import seed_legacy
-from bodyfriend_assets.lv0 import build_lv0_asset, lv0_key
-from bodyfriend_assets.lv0.checks import build_lv0_checks
+from bodyfriend_assets.lv0 import LARGE_TABLES_OP, SMALL_TABLES_OP, build_lv0_asset, lv0_assets, lv0_key
 from bodyfriend_assets.partitions import KST, daily_partitions
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 
 PARTITION = "2024-01-03"
+REPOSITORY = Path(__file__).resolve().parents[1]
 RESOURCES = {"legacy": LegacyDatabase(), "datahub": DataHub()}
 
 
@@ -31,8 +35,9 @@ def seeded(platform_env):
 
 
 def _lv0_with_checks(name):
+    """The table's lv0 asset, whose step also evaluates its checks."""
     entry = load_catalog().by_name(name)
-    return entry, build_lv0_asset(entry), build_lv0_checks(entry)
+    return entry, build_lv0_asset(entry)
 
 
 @dg.asset(key=["lv1", "probe"], deps=[lv0_key(load_catalog().by_name("r_order_contract"))],
@@ -54,9 +59,7 @@ def _execute(sql, url):
 
 
 def test_lv0_checks_pass_on_a_good_load_for_every_table(seeded):
-    assets = [build_lv0_asset(e) for e in load_catalog().tables]
-    checks = [c for e in load_catalog().tables for c in build_lv0_checks(e)]
-    result = dg.materialize(assets + checks, partition_key=PARTITION, resources=RESOURCES)
+    result = dg.materialize(lv0_assets(load_catalog()), partition_key=PARTITION, resources=RESOURCES)
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 2 * 31
     assert all(e.passed for e in evaluations), [
@@ -66,15 +69,15 @@ def test_lv0_checks_pass_on_a_good_load_for_every_table(seeded):
 
 def test_a_row_missing_from_lv0_fails_the_count_check_and_blocks_downstream(seeded):
     _, datahub_url = seeded
-    entry, asset, checks = _lv0_with_checks("r_order_contract")
-    assert dg.materialize([asset, *checks], partition_key=PARTITION, resources=RESOURCES).success
+    entry, asset = _lv0_with_checks("r_order_contract")
+    assert dg.materialize([asset], partition_key=PARTITION, resources=RESOURCES).success
     _execute(
         "DELETE FROM lv0.r_order_contract WHERE order_no = (SELECT min(order_no) FROM lv0.r_order_contract "
         "WHERE updt_dt >= '2024-01-03' AND updt_dt < '2024-01-04')",
         datahub_url,
     )
     result = dg.materialize(
-        [asset, *checks, downstream_probe],
+        [asset, downstream_probe],
         partition_key=PARTITION,
         resources=RESOURCES,
         selection=dg.AssetSelection.checks_for_assets(lv0_key(entry)) | dg.AssetSelection.keys(["lv1", "probe"]),
@@ -86,8 +89,8 @@ def test_a_row_missing_from_lv0_fails_the_count_check_and_blocks_downstream(seed
 
 def test_a_duplicated_lv0_key_fails_the_key_check(seeded):
     _, datahub_url = seeded
-    entry, asset, checks = _lv0_with_checks("r_order_contract")
-    assert dg.materialize([asset, *checks], partition_key=PARTITION, resources=RESOURCES).success
+    entry, asset = _lv0_with_checks("r_order_contract")
+    assert dg.materialize([asset], partition_key=PARTITION, resources=RESOURCES).success
     _execute("ALTER TABLE lv0.r_order_contract DROP CONSTRAINT r_order_contract_pkey", datahub_url)
     _execute(
         "INSERT INTO lv0.r_order_contract SELECT * FROM lv0.r_order_contract "
@@ -95,7 +98,7 @@ def test_a_duplicated_lv0_key_fails_the_key_check(seeded):
         datahub_url,
     )
     result = dg.materialize(
-        [asset, *checks, downstream_probe], partition_key=PARTITION, resources=RESOURCES,
+        [asset, downstream_probe], partition_key=PARTITION, resources=RESOURCES,
         selection=dg.AssetSelection.checks_for_assets(lv0_key(entry)) | dg.AssetSelection.keys(["lv1", "probe"]),
         raise_on_error=False,
     )
@@ -107,6 +110,31 @@ def test_a_duplicated_lv0_key_fails_the_key_check(seeded):
     assert not result.asset_materializations_for_node("lv1__probe")
 
 
+@dg.asset(key=["lv1", "probe_small"], deps=[lv0_key(load_catalog().by_name("b_major"))],
+          partitions_def=daily_partitions)
+def small_table_probe():
+    """Reads a small table that loads fine, in the same step as one that fails."""
+    return dg.MaterializeResult()
+
+
+def test_a_failing_table_leaves_the_others_loaded_and_stops_the_layers_above(seeded):
+    legacy_url, _ = seeded
+    _execute("DROP TABLE rental.r_goods", legacy_url)
+    catalog = load_catalog()
+    result = dg.materialize([*lv0_assets(catalog), small_table_probe], partition_key=PARTITION,
+                            resources=RESOURCES, raise_on_error=False)
+    assert not result.success
+    loaded = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert loaded == {e.name for e in catalog.tables} - {"r_goods"}
+    checked = {e.asset_key.path[-1] for e in result.get_asset_check_evaluations()}
+    assert checked == loaded
+    failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in failures] == [SMALL_TABLES_OP]
+    assert "legacy table RENTAL.R_GOODS not found" in str(failures[0].event_specific_data.error)
+    # b_major loaded, but its step failed: nothing above lv0 runs on a day missing a table
+    assert not result.asset_materializations_for_node("lv1__probe_small")
+
+
 # -- the large-table pool ---------------------------------------------------------------------
 
 LARGE = ["r_order_contract", "r_order_contract_add", "r_service_receipt", "v_customer"]
@@ -114,12 +142,18 @@ SMALL = ["r_goods", "b_minor", "r_crm_info", "v_home_care", "r_install_fee", "r_
 
 
 def pool_job():
-    """The four large tables and some small ones, as one multiprocess run."""
-    catalog = load_catalog()
-    assets = [build_lv0_asset(catalog.by_name(n)) for n in LARGE + SMALL]
-    job = dg.define_asset_job("pool_probe", selection=dg.AssetSelection.all(),
-                              executor_def=dg.multiprocess_executor.configured({"max_concurrent": 4}))
-    return dg.Definitions(assets=assets, jobs=[job], resources=RESOURCES).resolve_job_def("pool_probe")
+    """The platform's own lv0 steps, subset to the four large tables and some small ones."""
+    keys = [lv0_key(load_catalog().by_name(n)) for n in LARGE + SMALL]
+    job = dg.define_asset_job("pool_probe", selection=dg.AssetSelection.assets(*keys))
+    return dg.Definitions(assets=lv0_assets(load_catalog()), jobs=[job], resources=RESOURCES).resolve_job_def("pool_probe")
+
+
+def run_pool_job(partition: str) -> None:
+    """One run of ``pool_job`` on the instance at DAGSTER_HOME (a process of its own)."""
+    with dg.DagsterInstance.get() as instance:
+        with dg.execute_job(dg.reconstructable(pool_job), instance=instance,
+                            tags={"dagster/partition": partition}) as result:
+            assert result.success
 
 
 def _step_intervals(instance, run_id):
@@ -135,24 +169,51 @@ def _step_intervals(instance, run_id):
     return {key: (starts[key], ends[key]) for key in starts}
 
 
-def test_large_extractions_never_overlap_while_small_ones_run_beside_them(platform_env, tmp_path):
+def _overlap(a, b) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_large_extractions_never_overlap_while_small_ones_run_beside_them(
+    platform_env, make_database, monkeypatch, tmp_path
+):
+    """Two daily runs at once (two partitions), each with the large-table step and the small one,
+    on an instance configured by the project's dagster.yaml (PostgreSQL storage, the pools): one
+    large-table step runs at a time, across runs, while small tables load beside it."""
     legacy_url, _ = platform_env
-    # Large enough that the four serialized large loads take several seconds, so the small
-    # steps, started beside them, overlap them even on a busy machine.
+    # Large enough that the large loads take several seconds, so the steps started beside them
+    # overlap them even on a busy machine.
     names = [load_catalog().by_name(n).qualified_name for n in LARGE + SMALL]
-    seed_legacy(legacy_url, rows=120_000, days=1, tables=names + ["RENTAL.R_GOODS", "RENTAL.V_SALES_LOUNGE"])
-    overrides = {"concurrency": {"pools": {"default_limit": 1}}}
-    with dg.instance_for_test(overrides=overrides, temp_dir=str(tmp_path)) as instance:
-        with dg.execute_job(dg.reconstructable(pool_job), instance=instance,
-                            tags={"dagster/partition": "2024-01-01"}) as result:
-            assert result.success
-            intervals = _step_intervals(instance, result.run_id)
-    large = [intervals[f"lv0__{n}"] for n in LARGE]
-    for (a_start, a_end), (b_start, b_end) in combinations(large, 2):
-        assert a_end <= b_start or b_end <= a_start, "two large extractions overlapped"
-    small = [intervals[f"lv0__{n}"] for n in SMALL]
-    assert any(s_start < l_end and l_start < s_end for s_start, s_end in small for l_start, l_end in large), \
-        "no small table ran beside a large one"
+    seed_legacy(legacy_url, rows=60_000, days=2, tables=names + ["RENTAL.R_GOODS", "RENTAL.V_SALES_LOUNGE"])
+    shutil.copy(REPOSITORY / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_PG_URL", make_database("dagster").render_as_string(hide_password=False))
+    dg.DagsterInstance.from_config(str(tmp_path)).dispose()  # the storage's tables, before two runs race to make them
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    code = "import sys; from bodyfriend_assets_tests.test_orchestration import run_pool_job; run_pool_job(sys.argv[1])"
+    runs = [subprocess.Popen([sys.executable, "-c", code, partition], env=env, stderr=subprocess.PIPE)
+            for partition in ("2024-01-01", "2024-01-02")]
+    try:
+        for run in runs:
+            _, stderr = run.communicate(timeout=600)
+            assert run.returncode == 0, stderr.decode(errors="replace")[-3000:]
+    finally:
+        for run in runs:  # a failed or stuck run must not outlive the test
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        records = instance.get_run_records()
+        assert len(records) == 2 and all(r.dagster_run.is_success for r in records)
+        intervals = [_step_intervals(instance, r.dagster_run.run_id) for r in records]
+        large = [steps[LARGE_TABLES_OP] for steps in intervals]
+        small = [steps[SMALL_TABLES_OP] for steps in intervals]
+        materialized = {
+            (r.dagster_run.tags["dagster/partition"], log.dagster_event.asset_key.path[-1])
+            for r in records
+            for log in instance.all_logs(r.dagster_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        }
+    assert materialized == {(p, n) for p in ("2024-01-01", "2024-01-02") for n in LARGE + SMALL}
+    assert not _overlap(*large), "the large-table steps of two runs overlapped"
+    assert any(_overlap(s, l) for s in small for l in large), "no small table loaded beside a large one"
 
 
 # -- retries ---------------------------------------------------------------------------------

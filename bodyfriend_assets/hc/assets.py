@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from bodyfriend_assets import settings
 from bodyfriend_assets.catalog import Catalog
+from bodyfriend_assets.check_timing import timed_check
 from bodyfriend_assets.hc.load import HcLoadError, LoadResult, load_object
 from bodyfriend_assets.hc.mapping import HcMapping, HcObject, check_against_models, load_mapping
 from bodyfriend_assets.hc.tables import (
@@ -174,20 +175,18 @@ def _load_selected(context, ordered: Sequence[HcObject], model_of, mapping: HcMa
                     failures.append(f"{obj.object}: {message}")
                     stopped[obj.object] = "failed"
                     continue
-                context.log.info(
-                    f"{result.table}: {result.rows_inserted} inserted, {result.rows_updated} updated, "
-                    f"{result.rows_deleted} deleted, {result.rows_quarantined} quarantined of "
-                    f"{result.rows_read} lv2 rows, {result.seconds:.2f}s"
-                )
+                # The counts are the materialization's metadata, not repeated in a log line.
                 yield dg.MaterializeResult(
                     asset_key=key,
                     metadata={**result.as_metadata(), "partitions": _partitions(window), "hc_mode": mode},
                 )
             for spec in checks:
                 if spec.name == UNIQUE_CHECK:
-                    evaluation = _evaluate_unique(conn, obj, mapping, schema, key)
+                    evaluation = timed_check(lambda: _evaluate_unique(conn, obj, mapping, schema, key))
                 else:
-                    evaluation = _evaluate_quarantine(conn, obj, key, result, context.run.run_id)
+                    evaluation = timed_check(
+                        lambda: _evaluate_quarantine(conn, obj, key, result, context.run.run_id)
+                    )
                 conn.rollback()
                 if not evaluation.passed and spec.blocking:
                     stopped[obj.object] = f"blocking check {spec.name} failed"

@@ -18,6 +18,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from bodyfriend_assets.catalog import Catalog
+from bodyfriend_assets.check_timing import timed_check
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions
 from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
@@ -112,16 +113,14 @@ def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWin
                     failures.append(f"{model.qualified_name}: {err}")
                     stopped[model.table] = "failed"
                     continue
-                context.log.info(
-                    f"{model.qualified_name}: {result.rows_changed} rows changed, {result.rows} rows, "
-                    f"{result.seconds:.2f}s"
-                )
+                # The counts are the materialization's metadata: no log line repeats them (each is
+                # a stored event, and they add up on a daily run).
                 yield dg.MaterializeResult(
                     asset_key=key,
                     metadata={**result.as_metadata(), **_window_metadata(model, window)},
                 )
             for spec in checks:
-                evaluation = _evaluate(conn, model, spec.name, key)
+                evaluation = timed_check(lambda: _evaluate(conn, model, spec.name, key))
                 conn.rollback()
                 if not evaluation.passed and spec.blocking:
                     stopped[model.table] = f"blocking check {spec.name} failed"

@@ -11,7 +11,7 @@ process of its own:
 2. the same with ``reader="dbapi"``: the path SQL Server (``mssql+pymssql``) takes, rows fetched
    through the DBAPI driver and encoded to COPY text in Python;
 3. a single-run backfill of every daily partition of the data through Dagster (``materialize``
-   with a partition range);
+   with a partition range), the asset without its checks, like (1);
 4. the method this platform replaces: ``ROW_NUMBER() OVER (ORDER BY INSRT_DT)`` pages of 100,000
    rows read with ``pandas.read_sql`` and written with ``DataFrame.to_sql(method="multi",
    chunksize=1000)``, on a smaller table;
@@ -499,6 +499,8 @@ def _backfill(entry, spec: dict) -> dict:
         began = time.monotonic()
         result = dg.materialize(
             [asset],
+            # The asset alone, as (1) is the extraction alone; its checks are timed by the daily runs.
+            selection=dg.AssetSelection.assets(asset.key).without_checks(),
             instance=instance,
             tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
             resources={"legacy": LegacyDatabase(), "datahub": DataHub()},
@@ -653,7 +655,7 @@ def _find(results, name, rows=None):
 def _targets(results: list[Measurement], args) -> list[str]:
     """The issue's targets, as measured in this run (information, not assertions)."""
     lines = ["", f"targets at {args.rows:,} rows (measured in this run):"]
-    if not any(r.name in ("extract", "dbapi") for r in results):
+    if not any(r.name in ("extract", "dbapi", *DAILY_RUNS) for r in results):
         return []
 
     def check(what: str, value: str, met: bool) -> None:
@@ -677,6 +679,10 @@ def _targets(results: list[Measurement], args) -> list[str]:
     if backfill and extract:
         ratio = backfill.seconds / extract.seconds
         check("(3) backfill time <= 1.2 x (1)", f"{backfill.seconds:.1f}s / {extract.seconds:.1f}s = {ratio:.2f}", ratio <= 1.2)
+    daily = _find(results, "daily_multiprocess")
+    if daily is not None:
+        outside = daily.detail["overhead_seconds"]
+        check("daily run, outside SQL and COPY <= 15 s", f"{outside:.1f}s of {daily.seconds:.1f}s", outside <= 15)
     return lines
 
 

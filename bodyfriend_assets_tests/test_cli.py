@@ -5,9 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import sqlalchemy as sa
-
 from bodyfriend_assets_tests.conftest import scalar
 
 BIN = Path(sys.executable).parent

@@ -25,7 +25,7 @@ from bodyfriend_assets.compat.dependency_manager import (
     write_dependency_manager,
 )
 from bodyfriend_assets.legacy import legacy_specs
-from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
+from bodyfriend_assets.lv0 import build_lv0_asset
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 
 CATALOG = load_catalog()

@@ -5,20 +5,16 @@ The ERP stand-in is seeded once and lv0 loaded for 2024-01-01..03 (one run); eve
 its own copy of both databases (``CREATE DATABASE ... TEMPLATE``).
 """
 
-import uuid
-
 import dagster as dg
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
 from bodyfriend_assets import lv1, lv2
-from bodyfriend_assets.catalog import IDENTIFIER, load_catalog
-from bodyfriend_assets.demo.generator import seed_legacy
-from bodyfriend_assets.hc import HerokuConnect, build_hc_assets, create_hc_tables, load_mapping
+from bodyfriend_assets.catalog import load_catalog
+from bodyfriend_assets.hc import HerokuConnect, build_hc_assets, load_mapping
 from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.transforms import build_sql_assets
+from bodyfriend_assets_tests.chain import copy_database, lv0_template, point_platform_at, range_tags, rows, value
 
 CATALOG = load_catalog()
 LV0 = lv0_assets(CATALOG)
@@ -29,58 +25,17 @@ CHAIN = dg.AssetSelection.groups("lv0", "lv1", "lv2", "hc")
 DAY = "2024-01-03"
 
 
-def _clone(template: URL) -> URL:
-    copy = template.set(database=f"{template.database.split('_')[0]}_{uuid.uuid4().hex[:10]}")
-    assert IDENTIFIER.match(copy.database)
-    admin = sa.create_engine(template.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    quote = admin.dialect.identifier_preparer.quote
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {quote(copy.database)} TEMPLATE {quote(template.database)}")
-    finally:
-        admin.dispose()
-    return copy
-
-
-def _point_at(monkeypatch, legacy_url: URL, datahub_url: URL) -> None:
-    monkeypatch.setenv("BODYFRIEND_LEGACY_URL", legacy_url.render_as_string(hide_password=False))
-    monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", datahub_url.render_as_string(hide_password=False))
-
-
 @pytest.fixture(scope="module")
-def lv0_template(make_database):
-    legacy_url, datahub_url = make_database("legacy"), make_database("hub")
-    seed_legacy(legacy_url, rows=400, days=3)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        _point_at(monkeypatch, legacy_url, datahub_url)
-        result = dg.materialize(LV0, resources=DEV, tags={
-            "dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": DAY,
-        })
-        assert result.success
-        DataHub().engine().dispose()
-        LegacyDatabase().engine().dispose()
-    return legacy_url, datahub_url
+def template(make_database):
+    """The seeded stand-in and a Data Hub with lv0 loaded for 2024-01-01..03: never used directly."""
+    return lv0_template(make_database, LV0, DEV, rows=400, days=3, last_day=DAY)
 
 
 @pytest.fixture
-def platform(lv0_template, monkeypatch):
-    legacy_url, datahub_url = (_clone(url) for url in lv0_template)
-    _point_at(monkeypatch, legacy_url, datahub_url)
+def platform(template, monkeypatch):
+    legacy_url, datahub_url = (copy_database(url) for url in template)
+    point_platform_at(monkeypatch, legacy_url, datahub_url)
     return legacy_url, datahub_url
-
-
-def rows(url: URL, sql: str, **params) -> list:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(sa.text(sql), params)
-            return result.all() if result.returns_rows else []
-    finally:
-        engine.dispose()
-
-
-def value(url: URL, sql: str, **params):
-    return rows(url, sql, **params)[0][0]
 
 
 def chain(partition: str = DAY, selection=CHAIN, resources=DEV, raise_on_error=True):
@@ -229,7 +184,7 @@ def test_the_hc_assets_carry_their_legacy_dag_and_table():
 
 def test_a_range_is_one_step_and_a_subset_loads_only_what_was_selected(platform):
     _, hub = platform
-    tags = {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": DAY}
+    tags = range_tags("2024-01-01", DAY)
     result = dg.materialize([*LV0, SQL_MODELS, HC], tags=tags, resources=DEV,
                             selection=dg.AssetSelection.groups("lv1", "lv2", "hc"))
     assert result.success

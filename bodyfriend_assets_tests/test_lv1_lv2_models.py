@@ -5,24 +5,22 @@ every test works on its own copy of both databases (``CREATE DATABASE ... TEMPLA
 """
 
 import re
-import uuid
 from decimal import Decimal
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import URL
 
 from bodyfriend_assets import lv1, lv2
-from bodyfriend_assets.catalog import IDENTIFIER, load_catalog
-from bodyfriend_assets.demo.generator import seed_legacy
+from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.demo.legacy_schema import CODE_BOOK
 from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
 from bodyfriend_assets.partitions import daily_partitions
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.transforms import build_sql_assets
+from bodyfriend_assets_tests.chain import copy_database, lv0_template, point_platform_at, range_tags, rows, value
 
 RESOURCES = {"legacy": LegacyDatabase(), "datahub": DataHub()}
 CATALOG = load_catalog()
@@ -37,53 +35,22 @@ def qualified(schema: str, table: str) -> str:
     return postgresql.dialect().identifier_preparer.format_table(sa.table(table, schema=schema))
 
 
-def _range_tags(start: str, end: str) -> dict[str, str]:
-    return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-
-
 # -- the databases -----------------------------------------------------------------------------
 
 
-def _clone(template: URL) -> URL:
-    copy = template.set(database=f"{template.database.split('_')[0]}_{uuid.uuid4().hex[:10]}")
-    assert IDENTIFIER.match(copy.database)
-    admin = sa.create_engine(template.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    quote = admin.dialect.identifier_preparer.quote
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {quote(copy.database)} TEMPLATE {quote(template.database)}")
-    finally:
-        admin.dispose()
-    return copy
-
-
-def _point_at(monkeypatch, legacy_url: URL, datahub_url: URL) -> None:
-    monkeypatch.setenv("BODYFRIEND_LEGACY_URL", legacy_url.render_as_string(hide_password=False))
-    monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", datahub_url.render_as_string(hide_password=False))
-
-
 @pytest.fixture(scope="module")
-def lv0_template(make_database):
+def template(make_database):
     """The seeded stand-in and a Data Hub with lv0 loaded for 2024-01-01..05: never used directly."""
-    legacy_url, datahub_url = make_database("legacy"), make_database("hub")
-    seed_legacy(legacy_url, rows=600, days=5)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        _point_at(monkeypatch, legacy_url, datahub_url)
-        result = dg.materialize(LV0, resources=RESOURCES, tags=_range_tags("2024-01-01", "2024-01-05"))
-        assert result.success
-        # A template database must have no open connection when it is copied.
-        DataHub().engine().dispose()
-        LegacyDatabase().engine().dispose()
-    return legacy_url, datahub_url
+    return lv0_template(make_database, LV0, RESOURCES, rows=600, days=5, last_day="2024-01-05")
 
 
 @pytest.fixture
-def platform_copy(lv0_template, monkeypatch):
+def platform_copy(template, monkeypatch):
     """Factory: fresh copies of the template databases, the platform pointed at them."""
 
     def copy():
-        legacy_url, datahub_url = (_clone(url) for url in lv0_template)
-        _point_at(monkeypatch, legacy_url, datahub_url)
+        legacy_url, datahub_url = (copy_database(url) for url in template)
+        point_platform_at(monkeypatch, legacy_url, datahub_url)
         return legacy_url, datahub_url
 
     return copy
@@ -92,20 +59,6 @@ def platform_copy(lv0_template, monkeypatch):
 @pytest.fixture
 def hub(platform_copy):
     return platform_copy()[1]
-
-
-def rows(url: URL, sql: str, **params) -> list:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(sa.text(sql), params)
-            return result.all() if result.returns_rows else []
-    finally:
-        engine.dispose()
-
-
-def value(url: URL, sql: str, **params):
-    return rows(url, sql, **params)[0][0]
 
 
 def refine(partition: str | None = None, *, tags=None, selection=REFINED, extra=(), raise_on_error=True):
@@ -315,7 +268,7 @@ def test_rerunning_a_day_changes_no_row(hub):
 
 def test_a_changed_source_row_reaches_lv1_and_lv2_as_exactly_that_change(platform_copy):
     legacy_url, hub = platform_copy()
-    assert refine(tags=_range_tags("2024-01-01", "2024-01-05")).success
+    assert refine(tags=range_tags("2024-01-01", "2024-01-05")).success
     order_no = value(
         hub, "SELECT min(external_id) FROM lv2.opportunity o WHERE stage_name <> '주문취소' AND _partition < '2024-01-05'"
     )
@@ -338,7 +291,7 @@ def test_a_changed_source_row_reaches_lv1_and_lv2_as_exactly_that_change(platfor
 
 def test_a_row_committed_late_into_yesterday_reaches_lv1_and_lv2_with_the_next_run(platform_copy):
     legacy_url, hub = platform_copy()
-    assert refine(tags=_range_tags("2024-01-01", "2024-01-04")).success
+    assert refine(tags=range_tags("2024-01-01", "2024-01-04")).success
     cust_no = value(hub, "SELECT min(external_id) FROM lv2.account WHERE _partition < '2024-01-04' "
                          "AND external_id IN (SELECT account_external_id FROM lv2.opportunity)")
     # changed at 23:30 on the 4th, committed after the 4th's run: lv0 finds it in the 5th's
@@ -359,7 +312,7 @@ def test_a_row_committed_late_into_yesterday_reaches_lv1_and_lv2_with_the_next_r
 # -- backfills and steps -----------------------------------------------------------------------
 
 
-def _table_digests(url: URL) -> dict[str, str]:
+def _table_digests(url) -> dict[str, str]:
     digests = {}
     for key in EXPECTED_DEPS:
         table = qualified(*key.split("/"))
@@ -372,7 +325,7 @@ def test_a_three_day_backfill_is_one_run_of_one_step_and_equals_three_daily_runs
     with dg.instance_for_test() as instance:
         result = dg.materialize(
             [*LV0, SQL_MODELS], instance=instance, resources=RESOURCES, selection=REFINED,
-            tags=_range_tags("2024-01-01", "2024-01-03"),
+            tags=range_tags("2024-01-01", "2024-01-03"),
         )
         assert result.success
         assert len(instance.get_runs()) == 1

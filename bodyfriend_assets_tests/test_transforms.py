@@ -5,6 +5,7 @@ raises when definitions load, naming the file. Running (real PostgreSQL, real Da
 blocking key check, a failing model, an incremental table whose shape changed.
 """
 
+import datetime as dt
 import textwrap
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from bodyfriend_assets.demo.generator import seed_legacy
 from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.transforms import ModelError, build_sql_assets, load_layer
+from bodyfriend_assets.transforms.functions import ensure_functions
 from bodyfriend_assets.transforms.models import dependency_order
 
 PARTITION = "2024-01-01"
@@ -298,3 +300,30 @@ def test_an_incremental_model_refuses_a_changed_shape_and_repeated_keys_naming_t
     error = str(next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE).event_specific_data.error)
     assert "lv1/order_people.sql: the model returned NULL or repeated keys (cust_no)" in error
     assert not _query(datahub_url, "SELECT 1 FROM pg_tables WHERE schemaname = 'lv1'")
+
+
+# -- the lv1 rule functions ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, raw, expected",
+    [
+        ("yes_no", "Y", True), ("yes_no", " n ", False), ("yes_no", "y", True),
+        ("yes_no", "X", None), ("yes_no", "", None), ("yes_no", None, None),
+        ("yyyymmdd_date", "20240229", dt.date(2024, 2, 29)), ("yyyymmdd_date", " 20240105 ", dt.date(2024, 1, 5)),
+        ("yyyymmdd_date", "20230229", None), ("yyyymmdd_date", "2024015", None),
+        ("yyyymmdd_date", "2024-01-05", None), ("yyyymmdd_date", "", None),
+        ("phone_number", "01012345678", "010-1234-5678"), ("phone_number", "010 1234 5678", "010-1234-5678"),
+        ("phone_number", "02)123-4567", "02-123-4567"), ("phone_number", "031.1234.5678", "031-1234-5678"),
+        ("phone_number", "1588-1234", "15881234"), ("phone_number", "none", None), ("phone_number", "", None),
+    ],
+)
+def test_the_lv1_rule_functions(datahub_url, call, raw, expected):
+    engine = sa.create_engine(datahub_url)
+    try:
+        with engine.begin() as conn:
+            ensure_functions(conn)
+            ensure_functions(conn)  # re-creating them is harmless
+            assert conn.execute(sa.select(getattr(sa.func.lv1, call)(sa.literal(raw, sa.Text)))).scalar() == expected
+    finally:
+        engine.dispose()

@@ -4,7 +4,9 @@ One model for each table the old platform refined (its ``lv1.func_daily_*`` func
 after the table (``r_order_contract``) or, where the old function named it otherwise, after the
 function (``code_master`` from B_MAJOR + B_MINOR, ``svc_type_big/mid/sml`` from
 R_PROD_SYMPTOM_HDR/DTL/SML). The original business rules are lost; these are the rules every
-model applies, column by column, so that they are easy to find and to change:
+model applies, column by column, so that they are easy to find and to change (the longer ones
+are SQL functions, ``lv1.yes_no``, ``lv1.yyyymmdd_date`` and ``lv1.phone_number``, defined in
+``bodyfriend_assets/transforms/functions.py``):
 
 - text is trimmed (``btrim``: CHAR padding and stray spaces), and an empty string becomes NULL:
   in the ERP '' and NULL both mean "not known";

@@ -7,7 +7,7 @@ SELECT DISTINCT ON (sales_org)
     btrim(s.sales_org) AS sales_org,
     NULLIF(btrim(s.sales_org_nm), '') AS sales_org_nm,
     s.sales_org_lvl,
-    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    lv1.yes_no(s.use_yn) AS use_yn,
     NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
     s.insrt_dt,
     NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,

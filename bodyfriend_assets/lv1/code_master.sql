@@ -12,7 +12,7 @@ SELECT DISTINCT ON (major_cd, minor_cd)
     NULLIF(btrim(mi.minor_nm), '') AS minor_nm,
     NULLIF(btrim(mi.minor_type), '') AS minor_type,
     mi.sort_seq,
-    CASE upper(btrim(mi.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    lv1.yes_no(mi.use_yn) AS use_yn,
     greatest(mi.updt_dt, ma.updt_dt) AS updt_dt
 FROM lv0.b_minor AS mi
 LEFT JOIN lv0.b_major AS ma

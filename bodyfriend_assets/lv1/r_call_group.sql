@@ -10,7 +10,7 @@ SELECT DISTINCT ON (call_group_cd)
     call_group_type.minor_nm AS call_group_type_nm,
     NULLIF(btrim(s.mng_user_id), '') AS mng_user_id,
     s.sort_seq,
-    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    lv1.yes_no(s.use_yn) AS use_yn,
     NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
     s.insrt_dt,
     NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,

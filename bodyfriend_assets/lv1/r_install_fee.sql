@@ -6,8 +6,8 @@
 -- mode: full
 SELECT DISTINCT ON (goods_cd, apply_start_dt)
     btrim(s.goods_cd) AS goods_cd,
-    CASE WHEN btrim(s.apply_start_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.apply_start_dt), 'date') THEN CAST(btrim(s.apply_start_dt) AS date) END AS apply_start_dt,
-    CASE WHEN btrim(s.apply_end_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.apply_end_dt), 'date') THEN CAST(btrim(s.apply_end_dt) AS date) END AS apply_end_dt,
+    lv1.yyyymmdd_date(s.apply_start_dt) AS apply_start_dt,
+    lv1.yyyymmdd_date(s.apply_end_dt) AS apply_end_dt,
     s.inst_fee_amt,
     s.stair_fee_amt,
     s.ladder_fee_amt,

@@ -8,7 +8,7 @@ SELECT DISTINCT ON (eval_seq)
     NULLIF(btrim(s.shipping_no), '') AS shipping_no,
     NULLIF(btrim(s.order_no), '') AS order_no,
     NULLIF(btrim(s.cust_no), '') AS cust_no,
-    CASE WHEN btrim(s.eval_dt) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(s.eval_dt), 'date') THEN CAST(btrim(s.eval_dt) AS date) END AS eval_dt,
+    lv1.yyyymmdd_date(s.eval_dt) AS eval_dt,
     NULLIF(btrim(s.eval_score_cd), '') AS eval_score_cd,
     eval_score.minor_nm AS eval_score_nm,
     s.kindness_score,

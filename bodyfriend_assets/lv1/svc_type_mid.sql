@@ -9,7 +9,7 @@ SELECT DISTINCT ON (symptom_big_cd, symptom_mid_cd)
     btrim(s.symptom_mid_cd) AS symptom_mid_cd,
     NULLIF(btrim(s.symptom_mid_nm), '') AS symptom_mid_nm,
     s.sort_seq,
-    CASE upper(btrim(s.use_yn)) WHEN 'Y' THEN true WHEN 'N' THEN false END AS use_yn,
+    lv1.yes_no(s.use_yn) AS use_yn,
     NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
     s.insrt_dt,
     NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,

@@ -28,6 +28,7 @@ from bodyfriend_assets.transforms.checks import (
     evaluate_reference_check,
     model_check_specs,
 )
+from bodyfriend_assets.transforms.functions import ensure_functions
 from bodyfriend_assets.transforms.models import ModelError, SqlModel, dependency_order
 from bodyfriend_assets.transforms.refresh import PartitionWindow, refresh_model
 
@@ -88,6 +89,8 @@ def build_sql_assets(
 def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWindow, engine: sa.Engine):
     selected = context.selected_asset_keys
     selected_checks = context.selected_asset_check_keys
+    with engine.begin() as conn:
+        ensure_functions(conn)
     stopped: dict[tuple[str, str], str] = {}  # model table -> why its readers must not run
     failures: list[str] = []
     for model in ordered:

@@ -18,7 +18,7 @@ from bodyfriend_assets.automation import daily_schedule
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.definitions import defs
 from bodyfriend_assets.demo.generator import seed_legacy
-from bodyfriend_assets.lv0 import LARGE_TABLES_OP, SMALL_TABLES_OP, build_lv0_asset, lv0_assets, lv0_key
+from bodyfriend_assets.lv0 import LARGE_TABLE_POOL, LARGE_TABLES_OP, SMALL_TABLES_OP, build_lv0_asset, lv0_assets, lv0_key
 from bodyfriend_assets.partitions import KST, daily_partitions
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 
@@ -186,7 +186,11 @@ def test_large_extractions_never_overlap_while_small_ones_run_beside_them(
     seed_legacy(legacy_url, rows=60_000, days=2, tables=names + ["RENTAL.R_GOODS", "RENTAL.V_SALES_LOUNGE"])
     shutil.copy(REPOSITORY / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_PG_URL", make_database("dagster").render_as_string(hide_password=False))
-    dg.DagsterInstance.from_config(str(tmp_path)).dispose()  # the storage's tables, before two runs race to make them
+    # The storage's tables, and the pool's row at its default limit, made before the two runs
+    # start: both would make them on first use, and Dagster's insert of the pool row is not
+    # safe against a concurrent one (the other run then fails on a unique key).
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        instance.event_log_storage.initialize_concurrency_limit_to_default(LARGE_TABLE_POOL)
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     code = "import sys; from bodyfriend_assets_tests.test_orchestration import run_pool_job; run_pool_job(sys.argv[1])"
     runs = [subprocess.Popen([sys.executable, "-c", code, partition], env=env, stderr=subprocess.PIPE)

@@ -87,6 +87,9 @@ class Lv0Load:
         if self.incremental:
             self.target.create(self.conn, checkfirst=True)
             self._check_target_columns()
+            # lv1's incremental models read lv0 by ``_partition``: a day's rows, not the table.
+            partition_index = sa.Index(f"{self.target.name}__partition", self.target.c["_partition"])
+            self.conn.execute(sa.schema.CreateIndex(partition_index, if_not_exists=True))
             self.staging = sa.Table(
                 f"_staging_{self.source.entry.name}",
                 sa.MetaData(),

@@ -19,9 +19,11 @@ the step then fails, so nothing downstream runs on a day with a missing table.
 
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import dagster as dg
+import sqlalchemy as sa
 
 from bodyfriend_assets.catalog import Catalog, LegacyTable
 from bodyfriend_assets.check_timing import timed_check
@@ -88,7 +90,7 @@ def build_lv0_assets(entries: Sequence[LegacyTable], *, name: str, pool: str | N
         ),
     )
     def _lv0(context: dg.AssetExecutionContext, legacy: LegacyDatabase, datahub: DataHub):
-        with retry_connection_errors(context):
+        with retry_connection_errors(context), _exclusive(datahub.engine(), pool):
             yield from _load_selected(context, entries, legacy, datahub)
 
     return _lv0
@@ -109,6 +111,31 @@ def lv0_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
     if large:
         assets.append(build_lv0_assets(large, name=LARGE_TABLES_OP, pool=LARGE_TABLE_POOL))
     return assets
+
+
+@contextmanager
+def _exclusive(engine: sa.Engine, pool: str | None):
+    """Hold the pool's advisory lock in the Data Hub for the step (nothing without a pool).
+
+    Dagster's pool already keeps a second step of the pool waiting, but two runs whose steps claim
+    the pool's slot within the same instant can both get it; the lock makes the steps of the pool
+    take turns whatever the timing. It is a session lock, released when the step ends (or its
+    connection closes, if the process dies)."""
+    if pool is None:
+        yield
+        return
+    key = sa.func.hashtext(f"pool {pool}")
+    with engine.connect() as conn:
+        conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+        conn.commit()
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                conn.commit()
+            except CONNECTION_ERRORS:
+                conn.invalidate()  # the session, and its lock, are gone with the connection
 
 
 def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDatabase, datahub: DataHub):

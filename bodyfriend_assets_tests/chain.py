@@ -13,16 +13,12 @@ from sqlalchemy.engine import URL
 from bodyfriend_assets.catalog import IDENTIFIER
 from bodyfriend_assets.demo.generator import seed_legacy
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
+from bodyfriend_assets_tests.conftest import point_platform_at
 
 
 def range_tags(start: str, end: str) -> dict[str, str]:
     """The tags of a single-run backfill of the partitions ``start``..``end``."""
     return {"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end}
-
-
-def point_platform_at(monkeypatch, legacy_url: URL, datahub_url: URL) -> None:
-    monkeypatch.setenv("BODYFRIEND_LEGACY_URL", legacy_url.render_as_string(hide_password=False))
-    monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", datahub_url.render_as_string(hide_password=False))
 
 
 def lv0_template(make_database, lv0_assets, resources, *, rows: int, days: int, last_day: str) -> tuple[URL, URL]:
@@ -51,18 +47,3 @@ def copy_database(template: URL) -> URL:
     finally:
         admin.dispose()
     return copy
-
-
-def rows(url: URL, sql: str, **params) -> list:
-    """The rows of one statement of the test's own SQL (committed), or [] if it returns none."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(sa.text(sql), params)
-            return result.all() if result.returns_rows else []
-    finally:
-        engine.dispose()
-
-
-def value(url: URL, sql: str, **params):
-    return rows(url, sql, **params)[0][0]

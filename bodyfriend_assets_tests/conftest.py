@@ -60,12 +60,28 @@ def datahub_url(make_database) -> URL:
 @pytest.fixture
 def platform_env(monkeypatch, legacy_url, datahub_url):
     """Point the platform at this test's two databases, the way an operator would."""
-    monkeypatch.setenv("BODYFRIEND_LEGACY_URL", legacy_url.render_as_string(hide_password=False))
-    monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", datahub_url.render_as_string(hide_password=False))
+    point_platform_at(monkeypatch, legacy_url, datahub_url)
     return legacy_url, datahub_url
 
 
+def point_platform_at(monkeypatch, legacy_url: URL, datahub_url: URL) -> None:
+    monkeypatch.setenv("BODYFRIEND_LEGACY_URL", legacy_url.render_as_string(hide_password=False))
+    monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", datahub_url.render_as_string(hide_password=False))
+
+
+def rows(url: URL, sql: str, **params) -> list:
+    """The rows of one statement of a test's own SQL (committed), or [] if it returns none."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(sql), params)
+            return result.all() if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
 def scalar(url: URL, sql: str, **params):
+    """The first value of the first row of one statement of a test's own SQL."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:

@@ -14,7 +14,8 @@ from bodyfriend_assets.hc import HerokuConnect, build_hc_assets, load_mapping
 from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.transforms import build_sql_assets
-from bodyfriend_assets_tests.chain import copy_database, lv0_template, point_platform_at, range_tags, rows, value
+from bodyfriend_assets_tests.chain import copy_database, lv0_template, range_tags
+from bodyfriend_assets_tests.conftest import point_platform_at, rows, scalar
 
 CATALOG = load_catalog()
 LV0 = lv0_assets(CATALOG)
@@ -73,13 +74,13 @@ def test_the_chain_loads_every_object_parents_first_and_a_rerun_writes_nothing(p
     for key, metadata in loaded.items():
         source = key.split("/")[1]
         table = load_mapping().by_source(source).table
-        assert metadata["rows_inserted"] == value(hub, f"SELECT count(*) FROM lv2.{source}") > 0, key
-        assert value(hub, f"SELECT count(*) FROM salesforce.{table}") == metadata["rows_inserted"], key
+        assert metadata["rows_inserted"] == scalar(hub, f"SELECT count(*) FROM lv2.{source}") > 0, key
+        assert scalar(hub, f"SELECT count(*) FROM salesforce.{table}") == metadata["rows_inserted"], key
         assert metadata["quarantine_count"] == 0
     assert all(e.passed for e in first.get_asset_check_evaluations())
-    log_rows = value(hub, "SELECT count(*) FROM salesforce._trigger_log")
+    log_rows = scalar(hub, "SELECT count(*) FROM salesforce._trigger_log")
     assert log_rows == sum(m["rows_inserted"] for m in loaded.values())
-    assert value(hub, "SELECT count(*) FROM salesforce._trigger_log WHERE action <> 'INSERT' OR state <> 'NEW'") == 0
+    assert scalar(hub, "SELECT count(*) FROM salesforce._trigger_log WHERE action <> 'INSERT' OR state <> 'NEW'") == 0
 
     # parents before children: every account was inserted before any opportunity, and each
     # opportunity names its account through the relationship external-ID column
@@ -92,21 +93,21 @@ def test_the_chain_loads_every_object_parents_first_and_a_rerun_writes_nothing(p
                         "FROM salesforce.opportunity o JOIN lv2.opportunity l ON l.external_id = o.bf_external_id__c")
     assert lookups and all(hc == lv and exists for hc, lv, exists in lookups)
     # the system columns are Heroku Connect's: never written by the load
-    assert value(hub, "SELECT count(*) FROM salesforce.account WHERE sfid IS NOT NULL OR _hc_lastop IS NOT NULL "
+    assert scalar(hub, "SELECT count(*) FROM salesforce.account WHERE sfid IS NOT NULL OR _hc_lastop IS NOT NULL "
                       "OR _hc_err IS NOT NULL") == 0
 
     # the whole chain again, sources unchanged: nothing written, nothing logged
     again = chain()
     assert again.success
     assert {k: m["rows_written"] for k, m in hc_metadata(again).items()} == {k: 0 for k in loaded}
-    assert value(hub, "SELECT count(*) FROM salesforce._trigger_log") == log_rows
+    assert scalar(hub, "SELECT count(*) FROM salesforce._trigger_log") == log_rows
 
 
 def test_a_changed_source_row_reaches_hc_as_one_update_of_exactly_the_changed_fields(platform):
     legacy_url, hub = platform
     assert chain().success
-    order_no = value(hub, "SELECT min(bf_external_id__c) FROM salesforce.opportunity WHERE stagename <> '주문취소'")
-    before = value(hub, "SELECT max(id) FROM salesforce._trigger_log")
+    order_no = scalar(hub, "SELECT min(bf_external_id__c) FROM salesforce.opportunity WHERE stagename <> '주문취소'")
+    before = scalar(hub, "SELECT max(id) FROM salesforce._trigger_log")
     rows(legacy_url, "UPDATE rental.r_order_contract SET order_status_cd = '90', updt_dt = '2024-01-03 12:00:00' "
                      "WHERE order_no = :o", o=order_no)
 
@@ -135,7 +136,7 @@ def test_timestamps_reach_hc_in_utc(platform):
 
 def test_a_value_salesforce_would_refuse_is_quarantined_and_the_rest_of_the_batch_loads(platform):
     legacy_url, hub = platform
-    cust_no = value(legacy_url, "SELECT min(cust_no) FROM rental.v_customer WHERE updt_dt >= '2024-01-03'")
+    cust_no = scalar(legacy_url, "SELECT min(cust_no) FROM rental.v_customer WHERE updt_dt >= '2024-01-03'")
     rows(legacy_url, "UPDATE rental.v_customer SET addr1 = repeat('가', 200), addr2 = repeat('나', 100), "
                      "updt_dt = '2024-01-03 10:00:00' WHERE cust_no = :c", c=cust_no)
     result = chain()
@@ -143,7 +144,7 @@ def test_a_value_salesforce_would_refuse_is_quarantined_and_the_rest_of_the_batc
 
     account = hc_metadata(result)["hc/account"]
     assert account["quarantine_count"] == 1 and account["quarantined_too_long"] == 1
-    assert account["rows_inserted"] == value(hub, "SELECT count(*) FROM lv2.account") - 1
+    assert account["rows_inserted"] == scalar(hub, "SELECT count(*) FROM lv2.account") - 1
     evaluation = checks(result)[("hc/account", "quarantine_count")]
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["quarantine_count"].value == 1
@@ -155,8 +156,8 @@ def test_a_value_salesforce_would_refuse_is_quarantined_and_the_rest_of_the_batc
     assert reason == "value of 301 characters is too long for BillingStreet (textarea(255))"
     assert excerpt == "가" * 100
     # not written, not cut: the row is simply not in hc
-    assert value(hub, "SELECT count(*) FROM salesforce.account WHERE bf_external_id__c = :c", c=cust_no) == 0
-    assert value(hub, "SELECT count(*) FROM salesforce._trigger_log WHERE table_name = 'account'") == account["rows_inserted"]
+    assert scalar(hub, "SELECT count(*) FROM salesforce.account WHERE bf_external_id__c = :c", c=cust_no) == 0
+    assert scalar(hub, "SELECT count(*) FROM salesforce._trigger_log WHERE table_name = 'account'") == account["rows_inserted"]
 
 
 def test_the_hc_assets_carry_their_legacy_dag_and_table():
@@ -193,11 +194,11 @@ def test_a_range_is_one_step_and_a_subset_loads_only_what_was_selected(platform)
     account = hc_metadata(result)["hc/account"]
     assert account["partitions"] == "2024-01-01...2024-01-03"
     assert account["partitions_read"] == "2023-12-31...2024-01-03"  # lv2.account's look-back day
-    assert value(hub, "SELECT count(*) FROM salesforce.account") == value(hub, "SELECT count(*) FROM lv2.account")
+    assert scalar(hub, "SELECT count(*) FROM salesforce.account") == scalar(hub, "SELECT count(*) FROM lv2.account")
 
     rows(hub, "UPDATE lv2.product2 SET name = name || '*'")  # every product changed in lv2
     only = dg.AssetSelection.keys(["hc", "opportunity"])
     subset = dg.materialize([*LV0, SQL_MODELS, HC], partition_key=DAY, resources=DEV, selection=only)
     assert set(hc_metadata(subset)) == {"hc/opportunity"}
     assert hc_metadata(subset)["hc/opportunity"]["rows_written"] == 0
-    assert value(hub, "SELECT count(*) FROM salesforce.product2 WHERE name LIKE '%*'") == 0
+    assert scalar(hub, "SELECT count(*) FROM salesforce.product2 WHERE name LIKE '%*'") == 0

@@ -20,7 +20,8 @@ from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
 from bodyfriend_assets.partitions import daily_partitions
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.transforms import build_sql_assets
-from bodyfriend_assets_tests.chain import copy_database, lv0_template, point_platform_at, range_tags, rows, value
+from bodyfriend_assets_tests.chain import copy_database, lv0_template, range_tags
+from bodyfriend_assets_tests.conftest import point_platform_at, rows, scalar
 
 RESOURCES = {"legacy": LegacyDatabase(), "datahub": DataHub()}
 CATALOG = load_catalog()
@@ -181,7 +182,7 @@ def test_every_model_names_the_dag_of_the_legacy_table_it_derives_from():
 
 def test_one_day_from_lv0_to_lv2_applies_the_cleaning_rules_and_passes_every_check(hub):
     # A few values the demo data does not have: an impossible date, a blank memo.
-    order_no = value(hub, "SELECT min(order_no) FROM lv0.r_order_contract WHERE _partition = '2024-01-03'")
+    order_no = scalar(hub, "SELECT min(order_no) FROM lv0.r_order_contract WHERE _partition = '2024-01-03'")
     rows(hub, "UPDATE lv0.r_order_contract SET first_pay_dt = '20240230', remark = '   ' WHERE order_no = :o", o=order_no)
 
     result = refine("2024-01-03")
@@ -194,17 +195,17 @@ def test_one_day_from_lv0_to_lv2_applies_the_cleaning_rules_and_passes_every_che
     assert all(e.passed for e in evaluations), [(e.asset_key, e.check_name) for e in evaluations if not e.passed]
 
     # row counts: full models hold every row, incremental ones the day and its look-back day
-    assert value(hub, "SELECT count(*) FROM lv1.r_goods") == value(hub, "SELECT count(*) FROM lv0.r_goods") == 150
-    assert value(hub, "SELECT count(*) FROM lv1.code_master") == sum(len(m.minors) for m in CODE_BOOK)
+    assert scalar(hub, "SELECT count(*) FROM lv1.r_goods") == scalar(hub, "SELECT count(*) FROM lv0.r_goods") == 150
+    assert scalar(hub, "SELECT count(*) FROM lv1.code_master") == sum(len(m.minors) for m in CODE_BOOK)
     in_window = "WHERE _partition BETWEEN '2024-01-02' AND '2024-01-03'"
     for table in ("r_order_contract", "v_customer", "r_service_receipt"):
-        expected = value(hub, f"SELECT count(*) FROM {qualified('lv0', table)} {in_window}")
-        assert expected > 0 and value(hub, f"SELECT count(*) FROM {qualified('lv1', table)}") == expected, table
-    assert value(hub, "SELECT count(*) FROM lv2.account") == value(hub, "SELECT count(*) FROM lv1.v_customer")
+        expected = scalar(hub, f"SELECT count(*) FROM {qualified('lv0', table)} {in_window}")
+        assert expected > 0 and scalar(hub, f"SELECT count(*) FROM {qualified('lv1', table)}") == expected, table
+    assert scalar(hub, "SELECT count(*) FROM lv2.account") == scalar(hub, "SELECT count(*) FROM lv1.v_customer")
     # a contract becomes an opportunity once its customer is an account
-    with_account = value(hub, "SELECT count(*) FROM lv1.r_order_contract c "
+    with_account = scalar(hub, "SELECT count(*) FROM lv1.r_order_contract c "
                               "WHERE EXISTS (SELECT 1 FROM lv2.account a WHERE a.external_id = c.cust_no)")
-    assert with_account > 0 and value(hub, "SELECT count(*) FROM lv2.opportunity") == with_account
+    assert with_account > 0 and scalar(hub, "SELECT count(*) FROM lv2.opportunity") == with_account
 
     # 'Y'/'N' -> boolean
     flags = rows(hub, "SELECT z.sign_yn, l.sign_yn FROM lv0.r_order_contract z JOIN lv1.r_order_contract l USING (order_no)")
@@ -230,16 +231,16 @@ def test_one_day_from_lv0_to_lv2_applies_the_cleaning_rules_and_passes_every_che
     assert receipts
     for cipher, plain, clean in receipts:
         assert cipher.startswith("ENC1:") and clean.replace("-", "") == re.sub(r"\D", "", plain)
-    assert value(hub, "SELECT count(*) FROM lv2.service_receipt WHERE contact_mobile_phone LIKE 'ENC1%'") == 0
+    assert scalar(hub, "SELECT count(*) FROM lv2.service_receipt WHERE contact_mobile_phone LIKE 'ENC1%'") == 0
 
     # empty string and blank -> NULL; text trimmed
-    blank_in_lv0 = value(hub, f"SELECT count(*) FROM lv0.r_order_contract {in_window} AND btrim(remark) = ''")
-    null_in_lv0 = value(hub, f"SELECT count(*) FROM lv0.r_order_contract {in_window} AND remark IS NULL")
+    blank_in_lv0 = scalar(hub, f"SELECT count(*) FROM lv0.r_order_contract {in_window} AND btrim(remark) = ''")
+    null_in_lv0 = scalar(hub, f"SELECT count(*) FROM lv0.r_order_contract {in_window} AND remark IS NULL")
     assert blank_in_lv0 > 0
-    assert value(hub, "SELECT count(*) FROM lv1.r_order_contract WHERE remark IS NULL") == blank_in_lv0 + null_in_lv0
-    assert value(hub, "SELECT count(*) FROM lv1.r_order_contract WHERE remark = ''") == 0
-    padded = value(hub, f"SELECT count(*) FROM lv0.v_customer {in_window} AND cust_nm LIKE '% '")
-    assert padded > 0 and value(hub, "SELECT count(*) FROM lv1.v_customer WHERE cust_nm LIKE '% '") == 0
+    assert scalar(hub, "SELECT count(*) FROM lv1.r_order_contract WHERE remark IS NULL") == blank_in_lv0 + null_in_lv0
+    assert scalar(hub, "SELECT count(*) FROM lv1.r_order_contract WHERE remark = ''") == 0
+    padded = scalar(hub, f"SELECT count(*) FROM lv0.v_customer {in_window} AND cust_nm LIKE '% '")
+    assert padded > 0 and scalar(hub, "SELECT count(*) FROM lv1.v_customer WHERE cust_nm LIKE '% '") == 0
 
     # 'YYYYMMDD' -> date; an impossible date -> NULL
     first_pay, remark, cont_dt, raw_cont_dt = rows(
@@ -269,7 +270,7 @@ def test_rerunning_a_day_changes_no_row(hub):
 def test_a_changed_source_row_reaches_lv1_and_lv2_as_exactly_that_change(platform_copy):
     legacy_url, hub = platform_copy()
     assert refine(tags=range_tags("2024-01-01", "2024-01-05")).success
-    order_no = value(
+    order_no = scalar(
         hub, "SELECT min(external_id) FROM lv2.opportunity o WHERE stage_name <> '주문취소' AND _partition < '2024-01-05'"
     )
     rows(legacy_url, "UPDATE rental.r_order_contract SET order_status_cd = '90', updt_dt = '2024-01-05 12:00:00' "
@@ -292,7 +293,7 @@ def test_a_changed_source_row_reaches_lv1_and_lv2_as_exactly_that_change(platfor
 def test_a_row_committed_late_into_yesterday_reaches_lv1_and_lv2_with_the_next_run(platform_copy):
     legacy_url, hub = platform_copy()
     assert refine(tags=range_tags("2024-01-01", "2024-01-04")).success
-    cust_no = value(hub, "SELECT min(external_id) FROM lv2.account WHERE _partition < '2024-01-04' "
+    cust_no = scalar(hub, "SELECT min(external_id) FROM lv2.account WHERE _partition < '2024-01-04' "
                          "AND external_id IN (SELECT account_external_id FROM lv2.opportunity)")
     # changed at 23:30 on the 4th, committed after the 4th's run: lv0 finds it in the 5th's
     # look-back and files it under the 4th, its own day
@@ -300,11 +301,11 @@ def test_a_row_committed_late_into_yesterday_reaches_lv1_and_lv2_with_the_next_r
                      "WHERE cust_no = :c", c=cust_no)
     lv0_customers = build_lv0_asset(CATALOG.by_name("v_customer"))
     assert dg.materialize([lv0_customers], partition_key="2024-01-05", resources=RESOURCES).success
-    assert value(hub, "SELECT _partition FROM lv0.v_customer WHERE cust_no = :c", c=cust_no) == "2024-01-04"
+    assert scalar(hub, "SELECT _partition FROM lv0.v_customer WHERE cust_no = :c", c=cust_no) == "2024-01-04"
 
     assert refine("2024-01-05").success
-    assert value(hub, "SELECT cust_nm FROM lv1.v_customer WHERE cust_no = :c", c=cust_no) == "한늦음"
-    assert value(hub, "SELECT name FROM lv2.account WHERE external_id = :c", c=cust_no) == "한늦음"
+    assert scalar(hub, "SELECT cust_nm FROM lv1.v_customer WHERE cust_no = :c", c=cust_no) == "한늦음"
+    assert scalar(hub, "SELECT name FROM lv2.account WHERE external_id = :c", c=cust_no) == "한늦음"
     names = rows(hub, "SELECT name FROM lv2.opportunity WHERE account_external_id = :c", c=cust_no)
     assert names and all(name.startswith("한늦음 / ") for (name,) in names)
 
@@ -316,7 +317,7 @@ def _table_digests(url) -> dict[str, str]:
     digests = {}
     for key in EXPECTED_DEPS:
         table = qualified(*key.split("/"))
-        digests[key] = value(url, f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t")
+        digests[key] = scalar(url, f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t")
     return digests
 
 
@@ -339,7 +340,7 @@ def test_a_three_day_backfill_is_one_run_of_one_step_and_equals_three_daily_runs
     for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
         assert refine(day).success
     assert _table_digests(daily) == backfilled_tables
-    assert value(daily, "SELECT count(*) FROM lv2.opportunity") > 0
+    assert scalar(daily, "SELECT count(*) FROM lv2.opportunity") > 0
 
 
 def test_a_selected_subset_refreshes_only_the_selected_models(hub):
@@ -349,7 +350,7 @@ def test_a_selected_subset_refreshes_only_the_selected_models(hub):
     assert {(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()} == {
         ("lv1/r_goods", "key_unique_and_not_null")
     }
-    assert value(hub, "SELECT to_regclass('lv1.v_customer')") is None
+    assert scalar(hub, "SELECT to_regclass('lv1.v_customer')") is None
 
 
 # -- checks ----------------------------------------------------------------------------------

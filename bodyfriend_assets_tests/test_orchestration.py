@@ -21,6 +21,7 @@ from bodyfriend_assets.demo.generator import seed_legacy
 from bodyfriend_assets.lv0 import LARGE_TABLE_POOL, LARGE_TABLES_OP, SMALL_TABLES_OP, build_lv0_asset, lv0_assets, lv0_key
 from bodyfriend_assets.partitions import KST, daily_partitions
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
+from bodyfriend_assets_tests.conftest import rows
 
 PARTITION = "2024-01-03"
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -51,13 +52,6 @@ def _check_results(result):
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
-def _execute(sql, url):
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(sql)
-    engine.dispose()
-
-
 def test_lv0_checks_pass_on_a_good_load_for_every_table(seeded):
     result = dg.materialize(lv0_assets(load_catalog()), partition_key=PARTITION, resources=RESOURCES)
     evaluations = result.get_asset_check_evaluations()
@@ -71,10 +65,10 @@ def test_a_row_missing_from_lv0_fails_the_count_check_and_blocks_downstream(seed
     _, datahub_url = seeded
     entry, asset = _lv0_with_checks("r_order_contract")
     assert dg.materialize([asset], partition_key=PARTITION, resources=RESOURCES).success
-    _execute(
+    rows(
+        datahub_url,
         "DELETE FROM lv0.r_order_contract WHERE order_no = (SELECT min(order_no) FROM lv0.r_order_contract "
         "WHERE updt_dt >= '2024-01-03' AND updt_dt < '2024-01-04')",
-        datahub_url,
     )
     result = dg.materialize(
         [asset, downstream_probe],
@@ -91,11 +85,11 @@ def test_a_duplicated_lv0_key_fails_the_key_check(seeded):
     _, datahub_url = seeded
     entry, asset = _lv0_with_checks("r_order_contract")
     assert dg.materialize([asset], partition_key=PARTITION, resources=RESOURCES).success
-    _execute("ALTER TABLE lv0.r_order_contract DROP CONSTRAINT r_order_contract_pkey", datahub_url)
-    _execute(
+    rows(datahub_url, "ALTER TABLE lv0.r_order_contract DROP CONSTRAINT r_order_contract_pkey")
+    rows(
+        datahub_url,
         "INSERT INTO lv0.r_order_contract SELECT * FROM lv0.r_order_contract "
         "WHERE updt_dt >= '2024-01-03' AND updt_dt < '2024-01-04' LIMIT 1",
-        datahub_url,
     )
     result = dg.materialize(
         [asset, downstream_probe], partition_key=PARTITION, resources=RESOURCES,
@@ -119,7 +113,7 @@ def small_table_probe():
 
 def test_a_failing_table_leaves_the_others_loaded_and_stops_the_layers_above(seeded):
     legacy_url, _ = seeded
-    _execute("DROP TABLE rental.r_goods", legacy_url)
+    rows(legacy_url, "DROP TABLE rental.r_goods")
     catalog = load_catalog()
     result = dg.materialize([*lv0_assets(catalog), small_table_probe], partition_key=PARTITION,
                             resources=RESOURCES, raise_on_error=False)
@@ -255,7 +249,7 @@ def test_an_error_in_the_data_is_not_retried(seeded, monkeypatch):
     monkeypatch.setattr(retries, "FIRST_DELAY_SECONDS", 0.1)
     asset = build_lv0_asset(load_catalog().by_name("r_order_cust_info"))
     assert dg.materialize([asset], partition_key=PARTITION, resources=RESOURCES).success
-    _execute("ALTER TABLE rental.r_order_cust_info ADD COLUMN recommender_nm varchar(50)", legacy_url)
+    rows(legacy_url, "ALTER TABLE rental.r_order_cust_info ADD COLUMN recommender_nm varchar(50)")
     # the source changed shape: lv0 is not adapted silently, and the failure is not retried
     result = dg.materialize([asset], partition_key=PARTITION, resources=RESOURCES, raise_on_error=False)
     assert not result.success

@@ -2,28 +2,23 @@
 
 dagster.yaml names this class so that one file serves production (where ``DAGSTER_PG_URL`` names
 the instance database) and every local command, ``dagster`` CLI included, on the embedded default.
+With ``BODYFRIEND_ENV=production`` an unset ``DAGSTER_PG_URL`` fails the instance's start, naming
+the variable (``settings``): production never falls back to the embedded server.
 """
 
 from __future__ import annotations
 
-import os
-
 from dagster_postgres import DagsterPostgresStorage
 
-from bodyfriend_assets import embedded
+from bodyfriend_assets import settings
 
-DAGSTER_PG_URL_VAR = "DAGSTER_PG_URL"
+DAGSTER_PG_URL_VAR = settings.DAGSTER_PG_URL_VAR
 POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 4  # connections beyond the one kept, for threads storing events at once
 
 
 def instance_storage_url() -> str:
-    url = os.environ.get(DAGSTER_PG_URL_VAR, "").strip()
-    if url:
-        return url
-    default = embedded.server_url(embedded.DAGSTER_DATABASE)
-    embedded.ensure_database(default)
-    return default.render_as_string(hide_password=False)
+    return settings.instance_storage_url().render_as_string(hide_password=False)
 
 
 class DataHubInstanceStorage(DagsterPostgresStorage):

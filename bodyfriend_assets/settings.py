@@ -1,36 +1,91 @@
-"""Where the platform's databases are: two environment variables, or the embedded default.
+"""Where the platform's databases are, and which mode it runs in.
 
-``BODYFRIEND_LEGACY_URL`` names the legacy ERP (``mssql+pymssql://...`` in production, any
-SQLAlchemy URL for a stand-in) and ``BODYFRIEND_DATAHUB_URL`` the Data Hub
-(``postgresql+psycopg2://...``). Unset, the embedded PostgreSQL serves both. The variables are
-read when a connection is made, never at import, and the URLs (which carry passwords) are only
-ever shown through ``describe_url``.
+``BODYFRIEND_ENV`` names the mode:
+
+- ``development`` (the default): a connection variable left unset means the embedded PostgreSQL
+  server (``embedded``), started on first use; a new embedded legacy database is seeded with the
+  demo's synthetic ERP. Right for ``make demo``, ``make dev`` and a first look.
+- ``production`` (the container image sets it): ``BODYFRIEND_LEGACY_URL``,
+  ``BODYFRIEND_DATAHUB_URL`` and ``DAGSTER_PG_URL`` are all required. A missing one fails at once,
+  naming it; nothing embedded is ever started or seeded, so a server that lost a variable cannot
+  run a night on synthetic data.
+
+The URLs are read when a connection is made, never at import, and are only ever shown through
+``describe_url`` (driver, port and database: no user, password or host). A password may be written
+with its ``@`` unencoded; the URL is split at its last ``@``.
 """
 
 from __future__ import annotations
 
 import os
+from urllib.parse import quote, unquote
 
 from sqlalchemy.engine import URL, make_url
 
 from bodyfriend_assets import embedded
 
+ENV_VAR = "BODYFRIEND_ENV"
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+MODES = (DEVELOPMENT, PRODUCTION)
+
 LEGACY_URL_VAR = "BODYFRIEND_LEGACY_URL"
 DATAHUB_URL_VAR = "BODYFRIEND_DATAHUB_URL"
+DAGSTER_PG_URL_VAR = "DAGSTER_PG_URL"
+CONNECTION_VARS = (LEGACY_URL_VAR, DATAHUB_URL_VAR, DAGSTER_PG_URL_VAR)
 
 
 class SettingsError(ValueError):
     pass
 
 
-def _from_env(var: str) -> URL | None:
-    raw = os.environ.get(var, "").strip()
-    if not raw:
-        return None
+def mode() -> str:
+    """``development`` or ``production``, from ``BODYFRIEND_ENV`` (unset: development)."""
+    value = os.environ.get(ENV_VAR, "").strip().lower() or DEVELOPMENT
+    if value not in MODES:
+        raise SettingsError(f"{ENV_VAR} must be one of {', '.join(MODES)} (got {value!r})")
+    return value
+
+
+def check_production_settings() -> None:
+    """In production, fail naming the first connection variable that is not set."""
+    if mode() == PRODUCTION:
+        for var in CONNECTION_VARS:
+            _from_env(var)
+
+
+def parse_url(raw: str, var: str) -> URL:
+    """``raw`` as a SQLAlchemy URL, its user and password taken from before the last ``@``."""
+    scheme, separator, rest = raw.partition("://")
+    if separator:
+        location, question, query = rest.partition("?")
+        userinfo, at, hostpart = location.rpartition("@")
+        if at:
+            user, colon, password = userinfo.partition(":")
+            userinfo = quote(unquote(user), safe="") + (colon and ":" + quote(unquote(password), safe=""))
+            raw = f"{scheme}://{userinfo}@{hostpart}{question}{query}"
     try:
         return make_url(raw)
     except Exception:  # the text may hold a password: never echo it
         raise SettingsError(f"{var} is not a valid SQLAlchemy URL") from None
+
+
+def _from_env(var: str) -> URL | None:
+    raw = os.environ.get(var, "").strip()
+    if raw:
+        return parse_url(raw, var)
+    if mode() == PRODUCTION:
+        raise SettingsError(
+            f"{var} is not set: {ENV_VAR}={PRODUCTION} needs {', '.join(CONNECTION_VARS)} "
+            "and never starts the embedded server"
+        )
+    return None
+
+
+def _require_psycopg2(url: URL, var: str) -> URL:
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg2":
+        raise SettingsError(f"{var} must be a postgresql+psycopg2:// URL (got a {url.drivername} URL)")
+    return url
 
 
 def legacy_url() -> URL:
@@ -51,12 +106,18 @@ def datahub_url() -> URL:
     if url is None:
         url = embedded.server_url(embedded.DATAHUB_DATABASE)
         embedded.ensure_database(url)
-    elif url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg2":
-        raise SettingsError(
-            f"{DATAHUB_URL_VAR} must be a postgresql+psycopg2:// URL "
-            f"(got a {url.drivername} URL)"
-        )
-    return url
+        return url
+    return _require_psycopg2(url, DATAHUB_URL_VAR)
+
+
+def instance_storage_url() -> URL:
+    """Dagster's own instance database: ``DAGSTER_PG_URL``, or the embedded server's."""
+    url = _from_env(DAGSTER_PG_URL_VAR)
+    if url is None:
+        url = embedded.server_url(embedded.DAGSTER_DATABASE)
+        embedded.ensure_database(url)
+        return url
+    return _require_psycopg2(url, DAGSTER_PG_URL_VAR)
 
 
 def is_sql_server(url: URL) -> bool:
@@ -64,6 +125,43 @@ def is_sql_server(url: URL) -> bool:
 
 
 def describe_url(url: URL) -> str:
-    """A URL fit for logs and metadata: driver, host and database, never user or password."""
-    host = url.host or (url.query.get("host") and "local socket") or "local"
+    """A URL fit for logs, metadata and the UI: driver, port and database; never user, password
+    or host (the ERP's host names are not to be published either)."""
+    host = "local socket" if not url.host else "***"
     return f"{url.drivername}://{host}{':' + str(url.port) if url.port else ''}/{url.database or ''}"
+
+
+def describe_setting(var: str) -> str:
+    """What ``var`` points at, for descriptions shown before any connection: never starts a server."""
+    url = _from_env(var)
+    return describe_url(url) if url is not None else "the embedded PostgreSQL server"
+
+
+CONNECT_TIMEOUT_VAR = "BODYFRIEND_CONNECT_TIMEOUT_SECONDS"
+STATEMENT_TIMEOUT_VAR = "BODYFRIEND_STATEMENT_TIMEOUT_SECONDS"
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 30
+DEFAULT_STATEMENT_TIMEOUT_SECONDS = 3600
+
+
+def seconds_setting(var: str, default: float) -> float:
+    """A positive number of seconds from ``var``, or ``default`` when unset."""
+    raw = os.environ.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise SettingsError(f"{var} must be a positive number of seconds (got {raw!r})")
+    return value
+
+
+def connect_timeout() -> int:
+    """Seconds a connection (and a SQL Server login) may take before it fails as a timeout."""
+    return max(1, round(seconds_setting(CONNECT_TIMEOUT_VAR, DEFAULT_CONNECT_TIMEOUT_SECONDS)))
+
+
+def statement_timeout() -> int:
+    """Seconds one statement may run, on either database, before it is cancelled."""
+    return max(1, round(seconds_setting(STATEMENT_TIMEOUT_VAR, DEFAULT_STATEMENT_TIMEOUT_SECONDS)))

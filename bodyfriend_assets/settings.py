@@ -82,12 +82,6 @@ def _from_env(var: str) -> URL | None:
     return None
 
 
-def _require_psycopg2(url: URL, var: str) -> URL:
-    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg2":
-        raise SettingsError(f"{var} must be a postgresql+psycopg2:// URL (got a {url.drivername} URL)")
-    return url
-
-
 def legacy_url() -> URL:
     url = _from_env(LEGACY_URL_VAR)
     if url is None:
@@ -102,22 +96,23 @@ def legacy_url() -> URL:
 
 
 def datahub_url() -> URL:
-    url = _from_env(DATAHUB_URL_VAR)
-    if url is None:
-        url = embedded.server_url(embedded.DATAHUB_DATABASE)
-        embedded.ensure_database(url)
-        return url
-    return _require_psycopg2(url, DATAHUB_URL_VAR)
+    return _postgres_setting(DATAHUB_URL_VAR, embedded.DATAHUB_DATABASE)
 
 
 def instance_storage_url() -> URL:
     """Dagster's own instance database: ``DAGSTER_PG_URL``, or the embedded server's."""
-    url = _from_env(DAGSTER_PG_URL_VAR)
+    return _postgres_setting(DAGSTER_PG_URL_VAR, embedded.DAGSTER_DATABASE)
+
+
+def _postgres_setting(var: str, embedded_database: str) -> URL:
+    url = _from_env(var)
     if url is None:
-        url = embedded.server_url(embedded.DAGSTER_DATABASE)
+        url = embedded.server_url(embedded_database)
         embedded.ensure_database(url)
         return url
-    return _require_psycopg2(url, DAGSTER_PG_URL_VAR)
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg2":
+        raise SettingsError(f"{var} must be a postgresql+psycopg2:// URL (got a {url.drivername} URL)")
+    return url
 
 
 def is_sql_server(url: URL) -> bool:

@@ -19,11 +19,9 @@ the step then fails, so nothing downstream runs on a day with a missing table.
 
 import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import dagster as dg
-import sqlalchemy as sa
 
 from bodyfriend_assets.catalog import Catalog, LegacyTable
 from bodyfriend_assets.check_timing import timed_check
@@ -33,6 +31,7 @@ from bodyfriend_assets.legacy import legacy_key
 from bodyfriend_assets.lv0.checks import evaluate_lv0_check, lv0_check_specs
 from bodyfriend_assets.lv0.keys import lv0_key
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions, naive_window
+from bodyfriend_assets.pools import exclusive_pool as _exclusive
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
 
@@ -111,31 +110,6 @@ def lv0_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
     if large:
         assets.append(build_lv0_assets(large, name=LARGE_TABLES_OP, pool=LARGE_TABLE_POOL))
     return assets
-
-
-@contextmanager
-def _exclusive(engine: sa.Engine, pool: str | None):
-    """Hold the pool's advisory lock in the Data Hub for the step (nothing without a pool).
-
-    Dagster's pool already keeps a second step of the pool waiting, but two runs whose steps claim
-    the pool's slot within the same instant can both get it; the lock makes the steps of the pool
-    take turns whatever the timing. It is a session lock, released when the step ends (or its
-    connection closes, if the process dies)."""
-    if pool is None:
-        yield
-        return
-    key = sa.func.hashtext(f"pool {pool}")
-    with engine.connect() as conn:
-        conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
-        conn.commit()
-        try:
-            yield
-        finally:
-            try:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-                conn.commit()
-            except CONNECTION_ERRORS:
-                conn.invalidate()  # the session, and its lock, are gone with the connection
 
 
 def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDatabase, datahub: DataHub):

@@ -91,7 +91,10 @@ class Daemon:
 def running_daemon(dagster_home: Path, logs: Path, **variables):
     """The daemon on workspace.yaml, with DAGSTER_HOME and the given environment variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
-    env.update(DAGSTER_HOME=str(dagster_home), PYTHONUNBUFFERED="1", **variables)
+    # A busy machine makes the code server answer slowly: Dagster's default gRPC timeout (60 s)
+    # would fail the daemon's dequeue of a run.
+    env.update(DAGSTER_HOME=str(dagster_home), DAGSTER_GRPC_TIMEOUT_SECONDS="600", PYTHONUNBUFFERED="1",
+               **variables)
     daemon = Daemon(dagster_home, env, logs)
     try:
         yield daemon

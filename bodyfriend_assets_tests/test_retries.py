@@ -143,6 +143,28 @@ def test_the_backoff_covers_two_hours_by_default_doubling_up_to_ten_minutes():
     assert set(delays[5:-1]) == {600} and sum(delays) == 7200  # the last wait ends the window
 
 
+@pytest.mark.parametrize("number, message, cause, transient", [
+    # pymssql's errors as FreeTDS words them (the first three as pymssql raised them here; the
+    # login failure as reported in pymssql's issue tracker, #804)
+    (20009, "DB-Lib error message 20009, severity 9:\nUnable to connect: Adaptive Server is unavailable or "
+            "does not exist (10.0.0.5)\nNet-Lib error during Connection refused (111)\n", "connection refused", True),
+    (20009, "DB-Lib error message 20009, severity 9:\nUnable to connect: TDS server is unavailable or does "
+            "not exist (erp.invalid)\n", "unknown host", False),
+    (20009, "DB-Lib error message 20003, severity 6:\nTDS server connection timed out (10.0.0.5)\nOperating "
+            "System error during Operation now in progress (115)\nDB-Lib error message 20002, severity 9:\n"
+            "TDS server connection failed (10.0.0.5)\n", "timeout", True),
+    (18456, "Login failed for user 'erp'.DB-Lib error message 20018, severity 14:\nGeneral SQL Server error: "
+            "Check messages from the SQL Server\nDB-Lib error message 20002, severity 9:\nAdaptive Server "
+            "connection failed (erp)\n", "login refused (user or password)", False),
+])
+def test_sql_server_connection_errors_are_classified_by_their_numbers(number, message, cause, transient):
+    import pymssql
+
+    fault = retries.classify(sa.exc.OperationalError("connect", {}, pymssql.OperationalError(number, message.encode())))
+    assert (fault.error_type, fault.cause, fault.transient) == ("OperationalError", cause, transient)
+    assert "erp" not in str(fault) and "10.0.0.5" not in str(fault)
+
+
 def test_a_source_outage_longer_than_the_old_backoff_is_ridden_out(b_major, platform_env, pg_server_url, monkeypatch):
     """The ERP refuses connections through more retries than the old backoff had; the step keeps
     waiting, logs each wait with its cause and a true count, and loads once the ERP is back."""

@@ -45,7 +45,7 @@ from bodyfriend_assets.extraction.source import KeysetRead, SourceTable
 from bodyfriend_assets.partitions import FIRST_PARTITION_START, last_partition_of, start_of_tomorrow
 
 PROGRESS_EVERY_SECONDS = 5.0
-KEY_PAGE_ROWS = 200_000  # the delete pass's key pages (a key is a few bytes of COPY text)
+KEY_PAGE_FACTOR = 10  # a delete-pass page holds this many times page_size keys (a few bytes each)
 DELETED_KEYS_LOGGED = 5
 
 
@@ -207,7 +207,7 @@ def extract_to_lv0(
                 last_report = now
                 log(_progress(entry, result.rows, total, now - began))
         if incremental:
-            _delete_pass(load, source, legacy, reader, page_bytes, result, log)
+            _delete_pass(load, source, legacy, reader, sizer.max_rows * KEY_PAGE_FACTOR, page_bytes, result, log)
         result.rows_changed = load.finish()
     result.nul_characters_removed = encoder.nul_characters_removed
     result.seconds = time.monotonic() - began
@@ -217,14 +217,14 @@ def extract_to_lv0(
 
 
 def _delete_pass(
-    load: Lv0Load, source: SourceTable, legacy: Engine, reader: str, page_bytes: int,
+    load: Lv0Load, source: SourceTable, legacy: Engine, reader: str, page_rows: int, page_bytes: int,
     result: ExtractionResult, log: Callable[[str], None],
 ) -> None:
     """Delete from lv0 the rows the source no longer holds (the module docstring says why this
     runs after the upserts, in their transaction)."""
     began = time.monotonic()
     scan = source.key_scan()
-    sizer = PageSizer(KEY_PAGE_ROWS, page_bytes)
+    sizer = PageSizer(page_rows, page_bytes)
     types = {c.name: c.lv0_type for c in source.columns}
     encoder = RowEncoder([types[name] for name in scan.column_names])
     load.start_key_scan()

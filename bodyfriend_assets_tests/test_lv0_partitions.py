@@ -226,7 +226,7 @@ def test_a_365_day_backfill_is_one_run_and_one_keyset_pass(legacy, datahub):
     # 3,000 rows over the whole year, three per UPDT_DT, the last ones on 2024-12-31.
     seed(legacy, datetime(2024, 1, 1, 0, 0, 0, 7000), timedelta(hours=8, minutes=47), 1000, 3)
     boundaries = {
-        "02EDGE0001": datetime(2023, 12, 31, 23, 59, 59, 997000),  # before the first day: out
+        "02EDGE0001": datetime(2023, 12, 31, 23, 59, 59, 997000),  # before: the first partition's
         "82EDGE0002": datetime(2024, 1, 1, 0, 0, 0),  # first KST instant of the range: in
         "HIEDGE0003": datetime(2024, 12, 30, 23, 59, 59, 997000),  # last instant of the range: in
         "K2EDGE0004": datetime(2024, 12, 31, 0, 0, 0),  # the day after the range: out
@@ -255,18 +255,19 @@ def test_a_365_day_backfill_is_one_run_and_one_keyset_pass(legacy, datahub):
         assert instance.get_materialized_partitions(asset.key) == set(keys)
         assert sorted(m.partition for m in materializations(result)) == keys
 
-    expected = source_window(legacy, datetime(2024, 1, 1), datetime(2024, 12, 31))
+    # The first partition's window is open at its start: it holds the rows stamped before it.
+    expected = source_window(legacy, datetime(1900, 1, 1), datetime(2024, 12, 31))
     assert 2500 < len(expected) < 3004
     loaded = lv0_rows(datahub)
     assert loaded == expected
-    assert {"82EDGE0002", "HIEDGE0003"} <= {r[0] for r in loaded}
-    assert not {"02EDGE0001", "K2EDGE0004"} & {r[0] for r in loaded}
+    assert {"02EDGE0001", "82EDGE0002", "HIEDGE0003"} <= {r[0] for r in loaded}
+    assert "K2EDGE0004" not in {r[0] for r in loaded}
     meta = metadata(result)
     assert meta["rows"] == len(expected)
     # One keyset pass over the whole range, not one per day (that would be 365 pages or more).
     assert meta["pages"] == math.ceil(len(expected) / page_size)
     assert meta["partitions"] == f"{YEAR_START}...{YEAR_END}"
-    assert meta["window_start_kst"] == "2024-01-01 00:00:00"
+    assert meta["window_start_kst"] == "open (the first partition)"
     assert meta["window_end_kst"] == "2024-12-31 00:00:00"
 
 

@@ -2,6 +2,29 @@
 
 At most a few pages (the one being written and the reader's prefetch) are in memory at a time,
 whatever the table size.
+
+An incremental load reads three keyset passes (``SourceTable.load_reads``): the window (open
+below for the first partition), the rows stamped in the future and the rows with a NULL cursor.
+A row with a NULL key is refused before anything is written: keyset paging cannot place it and
+lv0's key cannot hold it, so it would otherwise be skipped in silence.
+
+Deletes. After the upserts, in the same transaction, the delete pass streams every key of the
+source table (a key-only keyset pass in key order, through the same page readers) into a
+temporary table and deletes the lv0 rows whose key is not there. The key scan starts only after
+the last upsert page was read, so:
+
+- a row present in the source during the whole key scan is read by it (keyset paging never skips
+  a row that exists throughout: inserts and deletes elsewhere cannot shift a page) and is never
+  deleted, whether this load or an earlier one wrote it;
+- a row inserted during the run is in lv0 only if a window pass read it, that is before the key
+  scan began; still present, it is read by the scan and kept; if deleted since, deleting it is
+  right;
+- a row deleted before the scan reaches its key is deleted from lv0 now; one deleted after the
+  scan passed its key stays until the next run's scan;
+- a row whose key changes is a delete and an insert: the new key loads with the partition of its
+  new stamp, the old one goes with this or the next run.
+
+Memory stays one page of keys; the comparison is one anti-join in the Data Hub.
 """
 
 from __future__ import annotations
@@ -16,11 +39,14 @@ from sqlalchemy.engine import Engine
 
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.copy_text import RowEncoder
-from bodyfriend_assets.extraction.lv0_writer import Lineage, Lv0Load
-from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, copy_pages, dbapi_pages, prefetched
-from bodyfriend_assets.extraction.source import SourceTable
+from bodyfriend_assets.extraction.lv0_writer import FloatingRows, Lineage, Lv0Load, Lv0WriteError
+from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, prefetched, read_pages
+from bodyfriend_assets.extraction.source import KeysetRead, SourceTable
+from bodyfriend_assets.partitions import FIRST_PARTITION_START, last_partition_of, start_of_tomorrow
 
 PROGRESS_EVERY_SECONDS = 5.0
+KEY_PAGE_FACTOR = 10  # a delete-pass page holds this many times page_size keys (a few bytes each)
+DELETED_KEYS_LOGGED = 5
 
 
 @dataclass
@@ -34,6 +60,9 @@ class ExtractionResult:
     pages: int = 0
     bytes: int = 0
     rows_changed: int = 0  # lv0 rows inserted or updated (snapshot: rows in the new table)
+    rows_deleted: int = 0  # incremental: lv0 rows whose key the source no longer holds
+    source_keys: int = 0  # incremental: keys the delete pass read
+    delete_seconds: float = 0.0
     nul_characters_removed: int = 0
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
@@ -53,12 +82,16 @@ class ExtractionResult:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "source_rows": self.source_rows,
             "rows_changed": self.rows_changed,
+            "rows_deleted": self.rows_deleted,
             "nul_characters_removed": self.nul_characters_removed,
             "mode": self.mode,
         }
-        if self.window_start is not None:
-            data["window_start_kst"] = self.window_start.isoformat(sep=" ")
+        if self.mode == "incremental":
+            start = self.window_start.isoformat(sep=" ") if self.window_start else "open (the first partition)"
+            data["window_start_kst"] = start
             data["window_end_kst"] = self.window_end.isoformat(sep=" ")
+            data["source_keys"] = self.source_keys
+            data["delete_seconds"] = round(self.delete_seconds, 3)
         return data
 
 
@@ -66,21 +99,51 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def open_source(
-    entry: LegacyTable, legacy: Engine, start: datetime | None, end: datetime | None
-) -> tuple[SourceTable, object, int]:
-    """Reflect the source, build the read window's predicate and count the rows in it.
+def read_window_start(entry: LegacyTable, start: datetime) -> datetime | None:
+    """Where an incremental load's window starts: ``start`` less the look-back, or None (open)
+    for a window starting at the first partition, which holds every row stamped before it."""
+    if start <= FIRST_PARTITION_START:
+        return None
+    return start - timedelta(minutes=entry.lookback_minutes)
 
-    For incremental tables the window is ``[start - lookback, end)`` on the cursor column.
-    The count runs on its own connection (pymssql holds one result per connection).
+
+def open_source(
+    entry: LegacyTable,
+    legacy: Engine,
+    start: datetime | None,
+    end: datetime | None,
+    floating_from: datetime | None = None,
+) -> tuple[SourceTable, list[KeysetRead], int]:
+    """Reflect the source, plan the load's keyset passes and count the rows they will read.
+
+    Incremental: the window ``[start - lookback, end)`` (open below at the first partition), the
+    rows stamped at or after ``floating_from`` (default: the start of tomorrow, KST) and those
+    with a NULL cursor. Snapshot: the whole table. A NULL key in any of them refuses the load.
+    The counts run on their own connection (pymssql holds one result per connection).
     """
     with legacy.connect() as conn:
         source = SourceTable.reflect(conn, entry)
         if entry.mode == "incremental":
-            start = start - timedelta(minutes=entry.lookback_minutes)
-        window = source.window(start, end)
-        total = conn.execute(source.count_query(window)).scalar_one()
-    return source, window, total
+            floating_from = floating_from or start_of_tomorrow()
+            reads = source.load_reads(read_window_start(entry, start), end, floating_from)
+        else:
+            reads = [source.read(None)]
+        total = sum(conn.execute(read.count_query()).scalar_one() for read in reads)
+        _refuse_null_keys(entry, [conn.execute(read.null_key_query()).one() for read in reads])
+    return source, reads, total
+
+
+def _refuse_null_keys(entry: LegacyTable, counts: list) -> None:
+    rows = sum(c[0] for c in counts)
+    if rows:
+        per_key = ", ".join(
+            f"{key} NULL in {sum(c[1 + i] for c in counts):,}" for i, key in enumerate(entry.keys)
+        )
+        raise Lv0WriteError(
+            f"{entry.qualified_name}: {rows:,} source row(s) to load have a NULL key ({per_key}); "
+            f"a key column cannot be NULL in lv0.{entry.name}, and nothing was loaded. "
+            f"Give the rows a key at the source"
+        )
 
 
 def choose_reader(legacy: Engine, reader: str) -> str:
@@ -104,32 +167,35 @@ def extract_to_lv0(
     page_size: int | None = None,
     page_bytes: int = PAGE_BYTES,
     reader: str = "auto",
+    floating_from: datetime | None = None,
 ) -> ExtractionResult:
     """Copy the window of ``entry`` from ``legacy`` into lv0 on ``datahub``, atomically.
 
     ``reader`` picks the page reader: ``copy`` (PostgreSQL sources), ``dbapi`` (any source, the
     SQL Server path), or ``auto``. Pages hold at most ``page_size`` rows (default: the catalog's)
-    and about ``page_bytes`` of COPY text.
+    and about ``page_bytes`` of COPY text. ``floating_from`` (default: the start of tomorrow,
+    KST): incremental rows stamped at or after it are read by every load.
     """
     began = time.monotonic()
-    source, window, total = open_source(entry, legacy, start, end)
+    floating_from = floating_from or start_of_tomorrow()
+    source, reads, total = open_source(entry, legacy, start, end, floating_from)
     sizer = PageSizer(page_size or entry.page_size, page_bytes, source.estimated_row_bytes)
     encoder = RowEncoder([c.lv0_type for c in source.columns])
-    if choose_reader(legacy, reader) == "copy":
-        pages = copy_pages(source, legacy, window, sizer)
-    else:
-        pages = dbapi_pages(source, legacy, window, sizer, encoder)
+    reader = choose_reader(legacy, reader)
+    pages = read_pages(reads, legacy, sizer, encoder, reader)
+    incremental = entry.mode == "incremental"
     result = ExtractionResult(
         table=entry.qualified_name,
         mode=entry.mode,
-        window_start=start - timedelta(minutes=entry.lookback_minutes) if entry.mode == "incremental" else None,
-        window_end=end if entry.mode == "incremental" else None,
+        window_start=read_window_start(entry, start) if incremental else None,
+        window_end=end if incremental else None,
         source_rows=total,
     )
+    floating = FloatingRows(floating_from, last_partition_of(end)) if incremental else None
     log(f"{entry.qualified_name}: {total:,} source rows to read ({entry.mode})")
     last_report = began
     with datahub.connect() as conn:
-        load = Lv0Load(conn, source, lineage)
+        load = Lv0Load(conn, source, lineage, floating)
         for page in prefetched(pages):
             load.write_page(page.copy_text)
             result.rows += page.rows
@@ -140,12 +206,41 @@ def extract_to_lv0(
             if now - last_report >= PROGRESS_EVERY_SECONDS:
                 last_report = now
                 log(_progress(entry, result.rows, total, now - began))
+        if incremental:
+            _delete_pass(load, source, legacy, reader, sizer.max_rows * KEY_PAGE_FACTOR, page_bytes, result, log)
         result.rows_changed = load.finish()
     result.nul_characters_removed = encoder.nul_characters_removed
     result.seconds = time.monotonic() - began
     result.peak_rss_mb = peak_rss_mb()
     # The totals are the materialization's metadata (``as_metadata``), not another log line.
     return result
+
+
+def _delete_pass(
+    load: Lv0Load, source: SourceTable, legacy: Engine, reader: str, page_rows: int, page_bytes: int,
+    result: ExtractionResult, log: Callable[[str], None],
+) -> None:
+    """Delete from lv0 the rows the source no longer holds (the module docstring says why this
+    runs after the upserts, in their transaction)."""
+    began = time.monotonic()
+    scan = source.key_scan()
+    sizer = PageSizer(page_rows, page_bytes)
+    types = {c.name: c.lv0_type for c in source.columns}
+    encoder = RowEncoder([types[name] for name in scan.column_names])
+    load.start_key_scan()
+    for page in prefetched(read_pages([scan], legacy, sizer, encoder, reader)):
+        load.write_source_keys(page.copy_text)
+        result.source_keys += page.rows
+        del page
+    result.rows_deleted, sample = load.delete_missing(DELETED_KEYS_LOGGED)
+    result.delete_seconds = time.monotonic() - began
+    if result.rows_deleted:
+        shown = ", ".join(str(key[0] if len(key) == 1 else key) for key in sample)
+        more = " ..." if result.rows_deleted > len(sample) else ""
+        log(
+            f"lv0.{source.entry.name}: {result.rows_deleted:,} row(s) no longer in "
+            f"{source.entry.qualified_name} deleted (keys {list(source.entry.keys)}: {shown}{more})"
+        )
 
 
 def _progress(entry: LegacyTable, rows: int, total: int, elapsed: float) -> str:

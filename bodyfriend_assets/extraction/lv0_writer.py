@@ -3,7 +3,10 @@
 - incremental: each page is COPYed into a temporary staging table and at once upserted into
   ``lv0.<table>`` by key, in the same transaction, so the database merges page n while the reader
   fetches page n + 1. A row whose values did not change is not touched, so re-running a
-  partition, or overlapping windows, change nothing.
+  partition, or overlapping windows, change nothing. Then the delete pass: the source's keys
+  (``write_source_keys``) go to a second temporary table and lv0 rows whose key is not among
+  them are deleted (``delete_missing``), in the same transaction (``engine`` says why that order
+  never deletes a row the source holds).
 - snapshot: pages are COPYed into ``lv0.<table>__incoming``, created in the same transaction, which
   then replaces ``lv0.<table>`` by rename.
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg2.errors
 import sqlalchemy as sa
@@ -22,6 +26,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from bodyfriend_assets.extraction.source import SourceTable
+from bodyfriend_assets.partitions import FIRST_PARTITION_START, START_DATE
 
 LV0_SCHEMA = "lv0"
 # psycopg2 reads COPY input from its file object in chunks of this size (its default is 8 kB:
@@ -30,8 +35,9 @@ COPY_CHUNK_BYTES = 1 << 20
 LINEAGE_COLUMNS = (
     sa.Column("_loaded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("_run_id", sa.Text, nullable=False),
-    # The daily partition the row belongs to: its cursor's KST date for incremental tables, the
-    # run's partition for snapshots.
+    # The daily partition the row belongs to: its cursor's KST date for incremental tables (the
+    # first partition for older rows; for floating rows, the load's last partition), the run's
+    # partition for snapshots.
     sa.Column("_partition", sa.Text, nullable=False),
 )
 
@@ -62,13 +68,26 @@ class Lineage:
     partition: str
 
 
+@dataclass(frozen=True)
+class FloatingRows:
+    """Incremental rows in no partition: a NULL cursor, or one at or after ``since`` (the start
+    of tomorrow, KST). Each load reads them; their ``_partition`` is ``partition``, the load's
+    last."""
+
+    since: datetime
+    partition: str
+
+
 class Lv0Load:
     """One transaction's load of pages into lv0; use ``write_page`` then ``commit``."""
 
-    def __init__(self, conn: Connection, source: SourceTable, lineage: Lineage):
+    def __init__(
+        self, conn: Connection, source: SourceTable, lineage: Lineage, floating: FloatingRows | None = None
+    ):
         self.conn = conn
         self.source = source
         self.lineage = lineage
+        self.floating = floating
         self.target = lv0_table(source)
         self.incremental = source.entry.mode == "incremental"
         self.rows_changed = 0  # incremental: lv0 rows inserted or updated so far
@@ -90,14 +109,9 @@ class Lv0Load:
             # lv1's incremental models read lv0 by ``_partition``: a day's rows, not the table.
             partition_index = sa.Index(f"{self.target.name}__partition", self.target.c["_partition"])
             self.conn.execute(sa.schema.CreateIndex(partition_index, if_not_exists=True))
-            self.staging = sa.Table(
-                f"_staging_{self.source.entry.name}",
-                sa.MetaData(),
-                *(sa.Column(c.name, c.lv0_type) for c in self.source.columns),
-                prefixes=["TEMPORARY"],
-                postgresql_on_commit="DROP",
+            self.staging = self._temporary_table(
+                f"_staging_{self.source.entry.name}", [(c.name, c.lv0_type) for c in self.source.columns]
             )
-            self.staging.create(self.conn)
             self._prepare_merge()
             self._copy_into = self.staging
             self._suffix = ""
@@ -113,12 +127,21 @@ class Lv0Load:
                     _escape(self.lineage.partition),
                 )
             )
-        preparer = self.conn.dialect.identifier_preparer
-        columns = [c.name for c in self._copy_into.columns]
-        self._copy_sql = (
-            f"COPY {preparer.format_table(self._copy_into)} "
-            f"({', '.join(preparer.quote(c) for c in columns)}) FROM STDIN"
+        self._copy_sql = self._copy_statement(self._copy_into)
+
+    def _temporary_table(self, name: str, columns: list[tuple[str, sa.types.TypeEngine]]) -> sa.Table:
+        """A temporary table of this load's transaction (dropped at its end, or with it)."""
+        table = sa.Table(
+            name, sa.MetaData(), *(sa.Column(n, t) for n, t in columns),
+            prefixes=["TEMPORARY"], postgresql_on_commit="DROP",
         )
+        table.create(self.conn)
+        return table
+
+    def _copy_statement(self, table: sa.Table) -> str:
+        preparer = self.conn.dialect.identifier_preparer
+        columns = ", ".join(preparer.quote(c.name) for c in table.columns)
+        return f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
 
     def _check_target_columns(self) -> None:
         """lv0 must have the source's columns with the same types; never adapt it silently."""
@@ -157,7 +180,7 @@ class Lv0Load:
             *(staging.c[n] for n in data_columns),
             sa.literal(self.lineage.loaded_at, sa.DateTime(timezone=True)).label("_loaded_at"),
             sa.literal(self.lineage.run_id).label("_run_id"),
-            sa.func.to_char(cursor, "YYYY-MM-DD").label("_partition"),
+            self._row_partition(cursor).label("_partition"),
         )
         # A row read twice within a page (its cursor moved forward during the read) keeps its
         # newest version. Across pages the later page holds the newer version and overwrites.
@@ -166,6 +189,15 @@ class Lv0Load:
         self._merge_newest = self._merge_statement(newest, data_columns, key_names)
         preparer = self.conn.dialect.identifier_preparer
         self._empty_staging = f"TRUNCATE {preparer.format_table(staging)}"
+
+    def _row_partition(self, cursor):
+        """``_partition`` of an incremental row (``partitions`` explains the rows in no window)."""
+        in_a_day = sa.func.to_char(cursor, "YYYY-MM-DD")
+        before_first = (cursor < sa.literal(FIRST_PARTITION_START, sa.DateTime()), sa.literal(START_DATE))
+        if self.floating is None:
+            return sa.case(before_first, else_=in_a_day)
+        floating = sa.or_(cursor.is_(None), cursor >= sa.literal(self.floating.since, sa.DateTime()))
+        return sa.case((floating, sa.literal(self.floating.partition)), before_first, else_=in_a_day)
 
     def _merge_statement(self, rows: sa.Select, data_columns: list[str], key_names: list[str]) -> sa.Select:
         """Upsert ``rows`` into lv0; the statement returns (rows written, rows rewritten).
@@ -216,10 +248,13 @@ class Lv0Load:
         try:
             self._cursor.copy_expert(self._copy_sql, io.BytesIO(copy_text), size=COPY_CHUNK_BYTES)
         except psycopg2.errors.UniqueViolation as err:
+            # This DETAIL holds the key alone: "Key (item_cd)=(HI000502) already exists."
             raise Lv0WriteError(
                 f"{self.source.entry.qualified_name}: the source returned one key twice "
-                f"({_detail(err)}); lv0.{self.source.entry.name} was left unchanged"
+                f"({err.diag.message_detail}); lv0.{self.source.entry.name} was left unchanged"
             ) from None
+        except psycopg2.Error as err:
+            raise self._refused(err) from None
         if self.incremental:
             self.rows_changed += self._merge_staged_page()
 
@@ -236,9 +271,59 @@ class Lv0Load:
                     f"unique on the source. lv0.{self.target.name} was left unchanged"
                 )
             statement = self._merge_newest
-        written, rewritten = self.conn.execute(statement).one()
+        try:
+            written, rewritten = self.conn.execute(statement).one()
+        except sa.exc.DBAPIError as err:
+            raise self._refused(err.orig) from None
         self.conn.exec_driver_sql(self._empty_staging)
         return written - rewritten
+
+    def _refused(self, err: Exception) -> Lv0WriteError:
+        """The error for rows PostgreSQL refused, naming the table, the key and the column or
+        constraint at fault, never a value (PostgreSQL's own message and DETAIL quote the row)."""
+        entry = self.source.entry
+        diag = getattr(err, "diag", None)
+        column = getattr(diag, "column_name", None)
+        at_fault = f", column {column}" if column else ""
+        if column in entry.key_columns and isinstance(err, psycopg2.errors.NotNullViolation):
+            return Lv0WriteError(
+                f"{entry.qualified_name}: a source row with a NULL key column {column} arrived during "
+                f"the read; lv0.{entry.name} was left unchanged"
+            )
+        constraint = getattr(diag, "constraint_name", None)
+        at_fault += f", constraint {constraint}" if constraint else ""
+        return Lv0WriteError(
+            f"{entry.qualified_name}: lv0.{entry.name} refused the source rows "
+            f"({type(err).__name__}{at_fault}; key {list(entry.keys)}); lv0.{entry.name} was left unchanged"
+        )
+
+    # -- deletes ---------------------------------------------------------------------------
+
+    def start_key_scan(self) -> None:
+        """A temporary table for the source's keys, filled by ``write_source_keys``."""
+        types = {c.name: c.lv0_type for c in self.source.columns}
+        self.source_keys = self._temporary_table(
+            f"_source_keys_{self.source.entry.name}", [(k, types[k]) for k in self.source.entry.key_columns]
+        )
+        self._keys_copy_sql = self._copy_statement(self.source_keys)
+
+    def write_source_keys(self, copy_text: bytes) -> None:
+        if copy_text:
+            self._cursor.copy_expert(self._keys_copy_sql, io.BytesIO(copy_text), size=COPY_CHUNK_BYTES)
+
+    def delete_missing(self, sample: int) -> tuple[int, list[tuple]]:
+        """Delete the lv0 rows whose key the source no longer holds; returns (rows deleted, the
+        keys of up to ``sample`` of them)."""
+        preparer = self.conn.dialect.identifier_preparer
+        self.conn.exec_driver_sql(f"ANALYZE {preparer.format_table(self.source_keys)}")
+        target, keys = self.target, self.source.entry.key_columns
+        present = sa.exists().where(*(self.source_keys.c[k] == target.c[k] for k in keys))
+        gone = sa.delete(target).where(~present).returning(*(target.c[k] for k in keys)).cte("gone")
+        # A data-modifying WITH runs to completion whatever the outer query reads.
+        rows = self.conn.execute(
+            sa.select(sa.func.count().over(), *gone.c).order_by(*gone.c).limit(sample)
+        ).all()
+        return (rows[0][0] if rows else 0), [tuple(r[1:]) for r in rows]
 
     # -- commit ----------------------------------------------------------------------------
 
@@ -275,8 +360,3 @@ def ensure_schema(engine: sa.Engine, schema: str) -> None:
 
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-
-
-def _detail(err: psycopg2.Error) -> str:
-    diag = getattr(err, "diag", None)
-    return (diag.message_detail if diag and diag.message_detail else str(err).strip())

@@ -12,6 +12,9 @@
 about ``page_bytes`` of COPY text, first from the row width the reflected column types suggest,
 then from the width of the rows read so far. A wide table gets shorter pages, not bigger ones.
 
+``read_pages`` chains the keyset passes of a load (``SourceTable.load_reads``), or reads one
+(the key scan of a delete pass), through whichever reader fits the source.
+
 ``prefetched`` runs a reader in a thread, one or two pages ahead of the writer, so reading and
 writing overlap while memory stays bounded by the queue.
 """
@@ -29,7 +32,7 @@ from sqlalchemy.engine import Engine
 
 from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import Lv0WriteError
-from bodyfriend_assets.extraction.source import SourceTable
+from bodyfriend_assets.extraction.source import KeysetRead
 
 
 PAGE_BYTES = 8 << 20  # COPY text per page the sizer aims at
@@ -61,9 +64,18 @@ class PageSizer:
         self.row_bytes = self._seen_bytes / self._seen_rows
 
 
-def dbapi_pages(
-    source: SourceTable, legacy: Engine, window, sizer: PageSizer, encoder: RowEncoder
+def read_pages(
+    reads: list[KeysetRead], legacy: Engine, sizer: PageSizer, encoder: RowEncoder, reader: str
 ) -> Iterator[Page]:
+    """The pages of ``reads``, one pass after the other; ``reader`` is ``copy`` or ``dbapi``."""
+    for read in reads:
+        if reader == "copy":
+            yield from copy_pages(read, legacy, sizer)
+        else:
+            yield from dbapi_pages(read, legacy, sizer, encoder)
+
+
+def dbapi_pages(read: KeysetRead, legacy: Engine, sizer: PageSizer, encoder: RowEncoder) -> Iterator[Page]:
     """Pages through the DBAPI driver, each fetched and encoded a chunk of rows at a time (while
     the chunk is still in the CPU's cache), so only a chunk of rows lives as Python objects.
 
@@ -74,17 +86,17 @@ def dbapi_pages(
     (rows changed in between), the read-ahead is dropped and the next page asked from the true
     position. Each connection is used by one thread at a time, and holds one result at a time.
     """
-    positions = source.order_positions
+    positions = read.order_positions
     with legacy.connect() as first, legacy.connect() as second, ThreadPoolExecutor(
         1, thread_name_prefix="keyset-read-ahead"
     ) as helper:
         conn, other = first, second
         last = None
         page_size = sizer.rows()
-        result = conn.execute(source.page_query(window, last, page_size))
+        result = conn.execute(read.page_query(last, page_size))
         while True:
             next_size = sizer.rows()
-            ahead = helper.submit(_read_ahead, other, source, window, last, page_size, next_size)
+            ahead = helper.submit(_read_ahead, other, read, last, page_size, next_size)
             data, rows, final = _fetch_and_encode(result, encoder)
             predicted, next_result = ahead.result()
             if rows == 0 or rows < page_size:
@@ -96,27 +108,27 @@ def dbapi_pages(
             yield _observed(sizer, Page(data, rows))
             del data
             last = [final[i] for i in positions]
-            at_last = conn.execute(source.position_count_query(last)).scalar_one()
-            _refuse_shared_position(source, at_last, last)
+            at_last = conn.execute(read.position_count_query(last)).scalar_one()
+            _refuse_shared_position(read, at_last, last)
             # READ COMMITTED: each page is its own statement; end the implicit transaction so no
             # lock or snapshot is held between pages.
             conn.rollback()
             if predicted != last:
                 if next_result is not None:
                     next_result.close()
-                next_result = other.execute(source.page_query(window, last, next_size))
+                next_result = other.execute(read.page_query(last, next_size))
             result, page_size = next_result, next_size
             conn, other = other, conn
 
 
-def _read_ahead(conn, source: SourceTable, window, last, page_size: int, next_size: int):
+def _read_ahead(conn, read: KeysetRead, last, page_size: int, next_size: int):
     """(where the page after ``last`` will end, the result of the page after that), or
     (None, None) when no page follows."""
-    end = conn.execute(source.page_end_query(window, last, page_size)).first()
+    end = conn.execute(read.page_end_query(last, page_size)).first()
     if end is None:
         return None, None
     predicted = list(end)
-    return predicted, conn.execute(source.page_query(window, predicted, next_size))
+    return predicted, conn.execute(read.page_query(predicted, next_size))
 
 
 def _fetch_and_encode(result, encoder: RowEncoder) -> tuple[bytes, int, object]:
@@ -136,17 +148,17 @@ def _observed(sizer: PageSizer, page: Page) -> Page:
     return page
 
 
-def copy_pages(source: SourceTable, legacy: Engine, window, sizer: PageSizer) -> Iterator[Page]:
+def copy_pages(read: KeysetRead, legacy: Engine, sizer: PageSizer) -> Iterator[Page]:
     if legacy.dialect.name != "postgresql" or legacy.dialect.driver != "psycopg2":
         raise ValueError("copy_pages reads a PostgreSQL (psycopg2) source only")
-    positions = source.order_positions
+    positions = read.order_positions
     last = None
     with legacy.connect() as conn:
         driver = conn.connection.driver_connection
         with driver.cursor() as cursor:
             while True:
                 page_size = sizer.rows()
-                compiled = source.page_query(window, last, page_size).compile(
+                compiled = read.page_query(last, page_size).compile(
                     dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
                 )
                 # psycopg2 binds the parameters (quoting them as literals client-side, since
@@ -165,18 +177,19 @@ def copy_pages(source: SourceTable, legacy: Engine, window, sizer: PageSizer) ->
                 del data
                 if rows < page_size:
                     return
-                at_last = conn.execute(source.position_count_query(last)).scalar_one()
-                _refuse_shared_position(source, at_last, last)
+                at_last = conn.execute(read.position_count_query(last)).scalar_one()
+                _refuse_shared_position(read, at_last, last)
                 conn.rollback()
 
 
-def _refuse_shared_position(source: SourceTable, rows_at_position: int, last: list) -> None:
+def _refuse_shared_position(read: KeysetRead, rows_at_position: int, last: list) -> None:
     """A page must never end between two rows with the same (cursor, key): the next page starts
     strictly after that position and would skip the others. Such rows mean the catalog keys are
     not unique on the source, which is refused rather than loaded short."""
     if rows_at_position > 1:
-        entry = source.entry
-        names = ([entry.cursor] if entry.cursor else []) + list(entry.keys)
+        entry = read.entry
+        spelled = {n.lower(): n for n in ([entry.cursor] if entry.cursor else []) + list(entry.keys)}
+        names = [spelled[n] for n in read.order]
         position = ", ".join(f"{n}={v!r}" for n, v in zip(names, last))
         raise Lv0WriteError(
             f"{entry.qualified_name}: {rows_at_position} source rows share the key ({position}); "

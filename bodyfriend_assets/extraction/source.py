@@ -137,19 +137,11 @@ class SourceTable:
     @property
     def order_by(self) -> list:
         """(cursor, key...) for incremental tables, (key...) for snapshots."""
-        names = ([self.entry.cursor_column] if self.entry.cursor_column else []) + list(
-            self.entry.key_columns
-        )
-        return [self._column(n) for n in names]
+        return self.read(None).order_by
 
     @property
-    def order_positions(self) -> list[int]:
-        """Where each ordering column sits in a fetched row (to take the next page's position)."""
-        names = [c.name for c in self.columns]
-        ordering = ([self.entry.cursor_column] if self.entry.cursor_column else []) + list(
-            self.entry.key_columns
-        )
-        return [names.index(n) for n in ordering]
+    def order_names(self) -> tuple[str, ...]:
+        return ((self.entry.cursor_column,) if self.entry.cursor_column else ()) + self.entry.key_columns
 
     def window(self, start: datetime | None, end: datetime | None):
         """Cursor in ``[start, end)`` for incremental tables; no restriction for snapshots."""
@@ -158,28 +150,106 @@ class SourceTable:
         cursor = self._column(self.entry.cursor_column)
         return sa.and_(cursor >= start, cursor < end)
 
+    def read(self, where) -> KeysetRead:
+        """A keyset pass over the rows ``where`` selects, in (cursor, key) order."""
+        return KeysetRead(self, where, self.order_names)
+
+    def load_reads(self, start: datetime | None, end: datetime, floating_from: datetime) -> list[KeysetRead]:
+        """The keyset passes of one incremental load (``partitions`` explains the three kinds):
+
+        - cursor in ``[start, end)``, in (cursor, key) order; ``start=None`` leaves it open below
+          (the first partition holds every row stamped before it);
+        - cursor at or after ``floating_from`` (and ``end``), in (cursor, key) order;
+        - cursor NULL, in key order alone (NULL never compares, so it cannot be a keyset position).
+        """
+        cursor = self._column(self.entry.cursor_column)
+        in_window = cursor < end if start is None else sa.and_(cursor >= start, cursor < end)
+        return [
+            self.read(in_window),
+            self.read(cursor >= max(floating_from, end)),
+            KeysetRead(self, cursor.is_(None), self.entry.key_columns),
+        ]
+
+    def key_scan(self) -> KeysetRead:
+        """Every key of the source table, in key order: the keys a delete pass compares lv0 with."""
+        return KeysetRead(self, None, self.entry.key_columns, keys_only=True)
+
     def page_query(self, window, last, page_size: int) -> sa.Select:
+        return self.read(window).page_query(last, page_size)
+
+    def count_query(self, window) -> sa.Select:
+        return self.read(window).count_query()
+
+
+@dataclass(frozen=True)
+class KeysetRead:
+    """One keyset pass over a source table: the rows ``where`` selects, ordered by the columns
+    ``order`` names (lower case), with every lv0 column or (``keys_only``) the keys alone."""
+
+    source: SourceTable
+    where: object  # a SQLAlchemy condition, or None for the whole table
+    order: tuple[str, ...]
+    keys_only: bool = False
+
+    @property
+    def entry(self) -> LegacyTable:
+        return self.source.entry
+
+    @property
+    def select_list(self) -> list:
+        if self.keys_only:
+            return [self.source._column(k) for k in self.entry.key_columns]
+        return self.source.select_list
+
+    @property
+    def column_names(self) -> list[str]:
+        """The lv0 names of the columns a page holds, in order."""
+        if self.keys_only:
+            return list(self.entry.key_columns)
+        return [c.name for c in self.source.columns]
+
+    @property
+    def order_by(self) -> list:
+        return [self.source._column(n) for n in self.order]
+
+    @property
+    def order_positions(self) -> list[int]:
+        """Where each ordering column sits in a fetched row (to take the next page's position)."""
+        names = self.column_names
+        return [names.index(n) for n in self.order]
+
+    def page_query(self, last, page_size: int) -> sa.Select:
         return keyset.page_query(
-            self.select_list, self._table_clause, self.order_by, window, last, page_size,
-            row_values=not self.on_sql_server,
+            self.select_list, self.source._table_clause, self.order_by, self.where, last, page_size,
+            row_values=not self.source.on_sql_server,
         )
 
-    def page_end_query(self, window, last, page_size: int) -> sa.Select:
+    def page_end_query(self, last, page_size: int) -> sa.Select:
         """Where the page after ``last`` will end, read from the keyset index alone."""
-        return keyset.page_end_query(self.page_query(window, last, page_size), self.order_by)
+        return keyset.page_end_query(self.page_query(last, page_size), self.order_by)
 
     def position_count_query(self, last) -> sa.Select:
         """How many source rows sit exactly at keyset position ``last`` (more than one means the
         catalog keys are not unique on the source, and keyset paging would skip the others)."""
         return (
             sa.select(sa.func.count())
-            .select_from(self._table_clause)
+            .select_from(self.source._table_clause)
             .where(*(column == value for column, value in zip(self.order_by, last)))
         )
 
-    def count_query(self, window) -> sa.Select:
-        query = sa.select(sa.func.count()).select_from(self._table_clause)
-        return query if window is None else query.where(window)
+    def count_query(self) -> sa.Select:
+        query = sa.select(sa.func.count()).select_from(self.source._table_clause)
+        return query if self.where is None else query.where(self.where)
+
+    def null_key_query(self) -> sa.Select:
+        """(rows with any NULL key column, then per key column the rows where it is NULL)."""
+        keys = [self.source._column(k) for k in self.entry.key_columns]
+        query = sa.select(
+            sa.func.count(),
+            *(sa.func.coalesce(sa.func.sum(sa.case((k.is_(None), 1), else_=0)), 0) for k in keys),
+        ).select_from(self.source._table_clause)
+        conditions = [c for c in (self.where, sa.or_(*(k.is_(None) for k in keys))) if c is not None]
+        return query.where(*conditions)
 
 
 def _address(entry: LegacyTable, on_sql_server: bool) -> tuple[str, str]:

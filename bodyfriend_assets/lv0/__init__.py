@@ -28,6 +28,7 @@ from bodyfriend_assets.check_timing import timed_check
 from bodyfriend_assets.extraction.engine import extract_to_lv0
 from bodyfriend_assets.extraction.lv0_writer import Lineage
 from bodyfriend_assets.legacy import legacy_key
+from bodyfriend_assets.lv0 import history
 from bodyfriend_assets.lv0.checks import evaluate_lv0_check, lv0_check_specs
 from bodyfriend_assets.lv0.keys import lv0_key
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions, naive_window
@@ -129,10 +130,12 @@ def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDat
                 partition=keys.end if entry.mode == "snapshot" else partition,
             )
             try:
+                window = history.window_to_load(context, entry, datahub.engine(), start, end)
                 result = extract_to_lv0(
-                    entry, legacy.engine(), datahub.engine(), start=start, end=end,
+                    entry, legacy.engine(), datahub.engine(), start=window.start, end=window.end,
                     lineage=lineage, log=context.log.info,
                 )
+                restored = history.record(datahub.engine(), entry, window, context.run.run_id)
             except CONNECTION_ERRORS:
                 raise  # the whole step is retried (the loads are idempotent)
             except Exception as err:  # this table's own error: the others still load
@@ -140,7 +143,7 @@ def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDat
                 failures.append(f"{entry.qualified_name}: {err}")
                 continue
             yield dg.MaterializeResult(
-                asset_key=key, metadata={**result.as_metadata(), "partitions": partition}
+                asset_key=key, metadata={**result.as_metadata(), **restored, "partitions": partition}
             )
         for spec in checks:
             yield timed_check(lambda: evaluate_lv0_check(

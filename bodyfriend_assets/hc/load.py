@@ -36,7 +36,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -170,12 +170,12 @@ def load_object(
     _refuse_repeated_external_ids(conn, stage, external_id, label)
 
     # 2. quarantine
-    rules = object_rules(obj, mapping, stage, schema, held)
+    stage, rules = _judged(conn, stage, lambda table: object_rules(obj, mapping, table, schema, held))
     partitions = None if window is None else (
         window.start if window.start == window.end else f"{window.start}...{window.end}"
     )
     violations = _quarantine(conn, obj, stage, rules, run_id=run_id, partitions=partitions, external_id=external_id)
-    refused = sa.or_(*(sa.func.coalesce(rule.condition, sa.false()) for rule in rules)) if rules else sa.false()
+    refused = sa.or_(*(rule.condition for rule in rules)) if rules else sa.false()
     quarantined = conn.execute(
         sa.select(sa.func.count()).select_from(stage).where(refused)
     ).scalar_one()
@@ -263,6 +263,20 @@ def _refuse_repeated_external_ids(conn: Connection, stage: sa.Table, external_id
 # -- quarantine and the rows held back -----------------------------------------------------------
 
 
+def _judged(conn: Connection, stage: sa.Table, rules_on) -> tuple[sa.Table, list[Rule]]:
+    """The staged rows with each rule's verdict as a column, evaluated once per row (the lookups'
+    parent checks included), and the rules reading those columns; the raw stage is dropped."""
+    rules = rules_on(stage)
+    verdicts = [sa.func.coalesce(rule.condition, sa.false()).label(f"_rule_{i}") for i, rule in enumerate(rules)]
+    name = f"{stage.name}_judged"[:63]
+    conn.execute(sa.schema.DropTable(sa.table(name, schema=TEMPORARY_SCHEMA), if_exists=True))
+    conn.execute(CreateTableAs(sa.select(*stage.c, *verdicts), name, temporary=True))
+    conn.execute(sa.schema.DropTable(stage))
+    judged = sa.table(name, *(sa.column(c.name) for c in stage.c),
+                      *(sa.column(v.name) for v in verdicts), schema=TEMPORARY_SCHEMA)
+    return judged, [replace(rule, condition=judged.c[f"_rule_{i}"]) for i, rule in enumerate(rules_on(judged))]
+
+
 def _hold(conn: Connection, obj: HcObject, stage: sa.Table, refused, external_id: str) -> None:
     """List the refused rows in ``hc_meta.held``; release the staged rows that passed."""
     held = held_table()
@@ -346,11 +360,10 @@ def _delete_stale(
     external_id = target.c[obj.external_id_column]
     lv2 = sa.table(model.name, sa.column(EXTERNAL_ID_COLUMN), schema=LV2_SCHEMA)
     gone = sa.and_(external_id.is_not(None), ~sa.exists().where(lv2.c[EXTERNAL_ID_COLUMN] == external_id))
-    candidates, total = conn.execute(
-        sa.select(sa.func.count().filter(gone), sa.func.count()).select_from(target)
-    ).one()
+    candidates = conn.execute(sa.select(sa.func.count()).select_from(target).where(gone)).scalar_one()
     if not candidates:
         return 0, 0
+    total = conn.execute(sa.select(sa.func.count()).select_from(target)).scalar_one()
     if candidates > max(MASS_DELETE_ROWS, MASS_DELETE_SHARE * total) and os.environ.get(ALLOW_MASS_DELETE_VAR) != "1":
         raise HcLoadError(
             f"{label}: {candidates} of {total} records have no lv2.{model.name} row any more; deleting them "

@@ -32,9 +32,11 @@ import sqlalchemy as sa
 from bodyfriend_assets.hc.mapping import EXTERNAL_ID_COLUMN, Field, HcMapping, HcObject, Lookup
 from bodyfriend_assets.hc.tables import LOOKUP_COLUMN_LENGTH, hc_table
 
+# (No bounded repetition such as {0,61}: PostgreSQL's regex engine runs it 8x slower; the
+# field's 80 characters bound the labels anyway.)
 EMAIL_PATTERN = (
     r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-    r"@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    r"@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 )
 EMAIL_LOCAL_LENGTH = 64
 URL_PATTERN = r"^[^[:space:][:cntrl:]]+$"

@@ -1,6 +1,7 @@
 """The documented commands, run as a user would run them: real processes, real databases."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,10 @@ def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_
     layers = {l.split()[0]: l.split()[1:] for l in out[out.index("layer "):].splitlines()[1:] if l.split()[0] in ("lv0", "lv1", "lv2", "hc")}
     assert layers["lv0"][0] == "31" and int(layers["lv1"][0]) >= 20 and int(layers["lv2"][0]) >= 10
     assert int(layers["lv2"][1].replace(",", "")) > 0
-    assert ", 0 failed" in out
+    # only warnings: one day of demo data has hc children whose parents are from earlier days,
+    # held back in quarantine rather than written pointing at nothing
+    checks_line = next(line for line in out.splitlines() if line.startswith("checks: "))
+    assert all(name.endswith(":quarantine_count") for name in re.findall(r"'([^']+)'", checks_line)), checks_line
     # The summary's numbers are what landed in the embedded Data Hub.
     from bodyfriend_assets import embedded
 

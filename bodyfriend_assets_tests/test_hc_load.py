@@ -74,10 +74,18 @@ def test_the_chain_loads_every_object_parents_first_and_a_rerun_writes_nothing(p
     for key, metadata in loaded.items():
         source = key.split("/")[1]
         table = load_mapping().by_source(source).table
-        assert metadata["rows_inserted"] == scalar(hub, f"SELECT count(*) FROM lv2.{source}") > 0, key
+        # three days of demo data: some children name parents from older days, not loaded;
+        # they wait in quarantine (parent_missing), every other row is written
+        assert {k for k in metadata if k.startswith("quarantined_")} <= {
+            "quarantined_values", "quarantined_parent_missing", "quarantined_parent_quarantined"}
+        waiting = metadata["quarantine_count"]
+        assert metadata["rows_inserted"] + waiting == scalar(hub, f"SELECT count(*) FROM lv2.{source}"), key
+        assert metadata["rows_inserted"] > 0, key
         assert scalar(hub, f"SELECT count(*) FROM salesforce.{table}") == metadata["rows_inserted"], key
-        assert metadata["quarantine_count"] == 0
-    assert all(e.passed for e in first.get_asset_check_evaluations())
+    assert loaded["hc/account"]["quarantine_count"] == 0
+    assert scalar(hub, "SELECT count(DISTINCT (object, external_id)) FROM hc_meta.held") == sum(
+        m["quarantine_count"] for m in loaded.values())
+    assert all(e.passed for e in first.get_asset_check_evaluations() if e.check_name != "quarantine_count")
     log_rows = scalar(hub, "SELECT count(*) FROM salesforce._trigger_log")
     assert log_rows == sum(m["rows_inserted"] for m in loaded.values())
     assert scalar(hub, "SELECT count(*) FROM salesforce._trigger_log WHERE action <> 'INSERT' OR state <> 'NEW'") == 0
@@ -148,10 +156,11 @@ def test_a_value_salesforce_would_refuse_is_quarantined_and_the_rest_of_the_batc
     evaluation = checks(result)[("hc/account", "quarantine_count")]
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["quarantine_count"].value == 1
-    assert all(e.passed for (key, name), e in checks(result).items() if key != "hc/account")
+    assert all(e.passed for (key, name), e in checks(result).items() if name != "quarantine_count")
 
     (obj, external_id, field, reason, excerpt, run_id), = rows(
-        hub, "SELECT object, external_id, field, reason, value_excerpt, run_id FROM hc_meta.quarantine")
+        hub, "SELECT object, external_id, field, reason, value_excerpt, run_id FROM hc_meta.quarantine "
+             "WHERE object = 'Account'")
     assert (obj, external_id, field, run_id) == ("Account", cust_no, "BillingStreet", result.run_id)
     assert reason == "value of 301 characters is too long for BillingStreet (textarea(255))"
     assert excerpt == "가" * 100

@@ -315,7 +315,8 @@ def test_an_incremental_model_refuses_a_changed_shape_and_repeated_keys_naming_t
         ("yyyymmdd_date", "2024-01-05", None), ("yyyymmdd_date", "", None),
         ("phone_number", "01012345678", "010-1234-5678"), ("phone_number", "010 1234 5678", "010-1234-5678"),
         ("phone_number", "02)123-4567", "02-123-4567"), ("phone_number", "031.1234.5678", "031-1234-5678"),
-        ("phone_number", "1588-1234", "15881234"), ("phone_number", "none", None), ("phone_number", "", None),
+        ("phone_number", "15881234", "1588-1234"), ("phone_number", " abc ", "abc"), ("phone_number", "", None),
+        ("phone_number", "12345", "12345"),
     ],
 )
 def test_the_lv1_rule_functions(datahub_url, call, raw, expected):

@@ -3,7 +3,10 @@
 - :mod:`.mapping` the typed lv2 -> Salesforce mapping (``objects.yaml``, pydantic-validated);
 - :mod:`.tables` the tables' Heroku Connect shape: ``create_hc_tables`` (development, tests;
   optionally with the ``_trigger_log`` stand-in) and ``verify_hc_tables`` (production);
-- :mod:`.load` one object's set-based load: stage, quarantine, upsert of changed rows only;
+- :mod:`.rules` what Salesforce would refuse, per field type and lookup, as SQL conditions;
+- :mod:`.load` one object's set-based load: stage, quarantine, upsert of changed rows only,
+  deletes of the records whose lv2 row is gone;
+- :mod:`.sync_errors` the rows Heroku Connect reports Salesforce refused (``_hc_err``), masked;
 - :mod:`.assets` the ``hc/<object>`` assets (one subsettable multi-asset), their checks and the
   ``HerokuConnect`` resource.
 """

@@ -7,8 +7,12 @@ selected objects parents first (Account and Product2 before Opportunity, ...) an
 each one's checks right after it:
 
 - ``external_id_unique`` (blocking): no external id appears twice in the hc table;
+- ``lookups_resolve`` (blocking, objects with lookups): every lookup in the hc table names a
+  parent that is in its hc table, so Salesforce sees no child pointing at nothing;
 - ``quarantine_count`` (WARN): the rows of this load Salesforce would refuse, kept out of hc
-  and recorded in ``hc_meta.quarantine``.
+  and recorded in ``hc_meta.quarantine`` (and records whose delete waits for their children);
+- ``salesforce_errors`` (WARN): the rows Heroku Connect marked FAILED (``_hc_lastop``/``_hc_err``),
+  with the fields and Salesforce's message, customer values masked.
 
 A child whose parent failed (or failed its blocking check) is skipped in the step; the step
 then fails. Before loading, the step checks the tables: in production it only verifies that
@@ -32,6 +36,7 @@ from bodyfriend_assets.catalog import Catalog
 from bodyfriend_assets.check_timing import timed_check
 from bodyfriend_assets.hc.load import HcLoadError, LoadResult, load_object
 from bodyfriend_assets.hc.mapping import HcMapping, HcObject, check_against_models, load_mapping
+from bodyfriend_assets.hc.sync_errors import refused_rows
 from bodyfriend_assets.hc.tables import (
     DEFAULT_SCHEMA,
     HcSchemaError,
@@ -54,6 +59,8 @@ OP_NAME = "hc_objects"
 LAYER = "hc"
 UNIQUE_CHECK = "external_id_unique"
 QUARANTINE_CHECK = "quarantine_count"
+LOOKUP_CHECK = "lookups_resolve"
+SALESFORCE_CHECK = "salesforce_errors"
 MODE_VAR = "BODYFRIEND_HC_MODE"
 EXAMPLES = 5
 
@@ -181,12 +188,9 @@ def _load_selected(context, ordered: Sequence[HcObject], model_of, mapping: HcMa
                     metadata={**result.as_metadata(), "partitions": _partitions(window), "hc_mode": mode},
                 )
             for spec in checks:
-                if spec.name == UNIQUE_CHECK:
-                    evaluation = timed_check(lambda: _evaluate_unique(conn, obj, mapping, schema, key))
-                else:
-                    evaluation = timed_check(
-                        lambda: _evaluate_quarantine(conn, obj, key, result, context.run.run_id)
-                    )
+                evaluation = timed_check(
+                    lambda: _evaluate(spec.name, conn, obj, mapping, schema, key, result, context.run.run_id)
+                )
                 conn.rollback()
                 if not evaluation.passed and spec.blocking:
                     stopped[obj.object] = f"blocking check {spec.name} failed"
@@ -202,19 +206,48 @@ def _load_selected(context, ordered: Sequence[HcObject], model_of, mapping: HcMa
 
 def _check_specs(obj: HcObject) -> list[dg.AssetCheckSpec]:
     key = hc_key(obj)
-    return [
+    specs = [
         dg.AssetCheckSpec(
             UNIQUE_CHECK, asset=key, blocking=True,
             description=f"No {obj.external_id} appears twice in the {obj.object} table.",
         ),
+    ]
+    if _parent_lookups(obj):
+        parents = ", ".join(obj.parents)
+        specs.append(dg.AssetCheckSpec(
+            LOOKUP_CHECK, asset=key, blocking=True,
+            description=f"Every {obj.object} lookup names a record in the hc tables of {parents}.",
+        ))
+    specs += [
         dg.AssetCheckSpec(
             QUARANTINE_CHECK, asset=key,
             description=(
                 f"No {obj.object} row of the load was kept out of hc because Salesforce would refuse "
-                "it (see hc_meta.quarantine)."
+                "it, and no record waits to be deleted (see hc_meta.quarantine)."
             ),
         ),
+        dg.AssetCheckSpec(
+            SALESFORCE_CHECK, asset=key,
+            description=f"Heroku Connect reports no {obj.object} row that Salesforce refused (_hc_lastop FAILED).",
+        ),
     ]
+    return specs
+
+
+def _parent_lookups(obj: HcObject):
+    return [lookup for lookup in obj.lookups if lookup.object != obj.object]
+
+
+def _evaluate(name: str, conn, obj: HcObject, mapping: HcMapping, schema: str, key: dg.AssetKey,
+              result: LoadResult | None, run_id: str) -> dg.AssetCheckResult:
+    """Evaluate the check ``name`` of ``obj`` (one of :func:`_check_specs`)."""
+    if name == UNIQUE_CHECK:
+        return _evaluate_unique(conn, obj, mapping, schema, key)
+    if name == LOOKUP_CHECK:
+        return _evaluate_lookups(conn, obj, mapping, schema, key)
+    if name == SALESFORCE_CHECK:
+        return _evaluate_salesforce_errors(conn, obj, mapping, schema, key)
+    return _evaluate_quarantine(conn, obj, key, result, run_id)
 
 
 def _evaluate_unique(conn, obj: HcObject, mapping: HcMapping, schema: str, key: dg.AssetKey) -> dg.AssetCheckResult:
@@ -233,6 +266,46 @@ def _evaluate_unique(conn, obj: HcObject, mapping: HcMapping, schema: str, key: 
     return dg.AssetCheckResult(
         asset_key=key, check_name=UNIQUE_CHECK, passed=not repeated,
         metadata={"repeated_external_ids": ", ".join(f"{v} ({n} rows)" for v, n in repeated) or "none"},
+    )
+
+
+def _evaluate_lookups(conn, obj: HcObject, mapping: HcMapping, schema: str, key: dg.AssetKey) -> dg.AssetCheckResult:
+    """Child rows whose relationship external id names no record of the parent's hc table."""
+    table = hc_table(obj, mapping, schema)
+    dangling = []
+    for lookup in _parent_lookups(obj):
+        parent = mapping.by_object(lookup.object)
+        parent_table = hc_table(parent, mapping, schema)
+        column = table.c[mapping.lookup_column(lookup)]
+        dangling.append(
+            sa.select(table.c[obj.external_id_column].label("external_id"),
+                      sa.literal(lookup.field, sa.Text).label("field"), column.label("parent"))
+            .where(column.is_not(None),
+                   ~sa.exists().where(parent_table.c[parent.external_id_column] == column))
+        )
+    found = sa.union_all(*dangling).subquery()
+    count = conn.execute(sa.select(sa.func.count()).select_from(found)).scalar_one()
+    examples = conn.execute(sa.select(found).limit(EXAMPLES)).all()
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=LOOKUP_CHECK, passed=count == 0,
+        metadata={
+            "dangling_lookups": count,
+            "examples": "\n".join(f"{e}: {f} -> {p} (not in hc)" for e, f, p in examples) or "none",
+        },
+    )
+
+
+def _evaluate_salesforce_errors(conn, obj: HcObject, mapping: HcMapping, schema: str,
+                                key: dg.AssetKey) -> dg.AssetCheckResult:
+    """The rows Heroku Connect could not write to Salesforce, as it last reported them."""
+    count, refusals = refused_rows(conn, obj, mapping, schema, EXAMPLES)
+    return dg.AssetCheckResult(
+        asset_key=key, check_name=SALESFORCE_CHECK, passed=count == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "refused_by_salesforce": count,
+            "examples": "\n".join(str(r) for r in refusals) or "none",
+        },
     )
 
 

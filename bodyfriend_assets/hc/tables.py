@@ -10,13 +10,20 @@ them as Heroku Connect would (``id`` serial, ``sfid`` unique, ``systemmodstamp``
 relationship external-ID columns, a unique index on the external-ID column) and, asked to,
 installs the stand-in triggers that record every change in ``<schema>._trigger_log`` as
 Heroku Connect does (INSERT with all columns, UPDATE with the changed ones, DELETE; state NEW,
-or IGNORE for an UPDATE that changed nothing). TRUNCATE is not captured, as in Heroku Connect.
+or IGNORE for an UPDATE that changed nothing; nothing for Heroku Connect's own write-back of
+``_hc_lastop``/``_hc_err``). TRUNCATE is not captured, as in Heroku Connect.
 
-The platform's own bookkeeping, the quarantine of rows Salesforce would refuse, is
-``hc_meta.quarantine``: outside the Heroku Connect schema, created by the platform in every mode.
+The platform's own bookkeeping is outside the Heroku Connect schema, in ``hc_meta``, created
+by the platform in every mode: ``quarantine`` (every value Salesforce would refuse, per run) and
+``held`` (the rows held back from hc now, which every load considers again until they pass).
+
+:func:`record_sync_result` plays Heroku Connect's write-back for tests: it sets ``_hc_lastop``
+and ``_hc_err`` on a row as Heroku Connect does after Salesforce accepted or refused it.
 """
 
 from __future__ import annotations
+
+import json
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -29,6 +36,7 @@ from bodyfriend_assets.hc.mapping import EXTERNAL_ID_LENGTH, Field, HcMapping, H
 DEFAULT_SCHEMA = "salesforce"
 META_SCHEMA = "hc_meta"
 QUARANTINE_TABLE = "quarantine"
+HELD_TABLE = "held"
 TRIGGER_LOG_TABLE = "_trigger_log"
 LOG_FUNCTION = "hc_stand_in_log"
 SFID_LENGTH = 18
@@ -109,6 +117,18 @@ def quarantine_table(metadata: sa.MetaData | None = None) -> sa.Table:
     )
 
 
+def held_table(metadata: sa.MetaData | None = None) -> sa.Table:
+    """The rows held back from hc (quarantined, or waiting for a parent) until a load writes them."""
+    return sa.Table(
+        HELD_TABLE,
+        metadata or sa.MetaData(),
+        sa.Column("object", sa.Text, primary_key=True),
+        sa.Column("external_id", sa.Text, primary_key=True),
+        sa.Column("since", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        schema=META_SCHEMA,
+    )
+
+
 def trigger_log_table(schema: str, metadata: sa.MetaData | None = None) -> sa.Table:
     """``<schema>._trigger_log`` of the stand-in. Heroku Connect writes hstore text in ``values``
     and ``old``; the stand-in writes jsonb, which tests can read."""
@@ -175,9 +195,37 @@ def _create(conn: Connection, schema: str, mapping: HcMapping, stand_in: bool) -
 
 
 def create_meta_tables(conn: Connection) -> None:
-    """``hc_meta.quarantine``: the platform's own, created in every mode."""
+    """``hc_meta.quarantine`` and ``hc_meta.held``: the platform's own, created in every mode."""
     conn.execute(sa.schema.CreateSchema(META_SCHEMA, if_not_exists=True))
     quarantine_table().create(conn, checkfirst=True)
+    held_table().create(conn, checkfirst=True)
+
+
+# -- Heroku Connect's write-back, played for tests ----------------------------------------------
+
+SYNCED = "SYNCED"
+FAILED = "FAILED"
+
+
+def record_sync_result(
+    conn: Connection, obj: HcObject, mapping: HcMapping, schema: str, external_id: str, *,
+    operation: str = "UPDATE", error: str | None = None,
+) -> None:
+    """Write back a sync as Heroku Connect does: ``_hc_lastop`` SYNCED, or FAILED with ``_hc_err``
+    ``{"op": ..., "src": "SF", "msg": <Salesforce's message>}``; the row's pending
+    ``_trigger_log`` entries become SUCCESS or FAILED (with ``sf_message``)."""
+    table = hc_table(obj, mapping, schema)
+    row_id = conn.execute(
+        sa.update(table).where(table.c[obj.external_id_column] == external_id)
+        .values(_hc_lastop=FAILED if error else SYNCED,
+                _hc_err=json.dumps({"op": operation, "src": "SF", "msg": error}) if error else None)
+        .returning(table.c.id)
+    ).scalar_one()
+    log = trigger_log_table(schema)
+    conn.execute(
+        sa.update(log).where(log.c.table_name == obj.table, log.c.record_id == row_id, log.c.state == "NEW")
+        .values(state="FAILED" if error else "SUCCESS", sf_message=error, processed_at=sa.func.now())
+    )
 
 
 # -- checking (production) -------------------------------------------------------------------
@@ -263,6 +311,9 @@ BEGIN
             FROM jsonb_each(to_jsonb(NEW)) AS n
             JOIN jsonb_each(to_jsonb(OLD)) AS o ON o.key = n.key
             WHERE n.value IS DISTINCT FROM o.value AND n.key NOT IN ('_hc_lastop', '_hc_err');
+        IF changed IS NULL AND to_jsonb(NEW) IS DISTINCT FROM to_jsonb(OLD) THEN
+            RETURN NEW;  -- only Heroku Connect's own status columns changed: its write-back
+        END IF;
         EXECUTE format('INSERT INTO %I._trigger_log (state, action, table_name, record_id, sfid, "values", old) '
                        'VALUES ($1, $2, $3, $4, $5, $6, $7)', TG_TABLE_SCHEMA)
             USING CASE WHEN changed IS NULL THEN 'IGNORE' ELSE 'NEW' END, 'UPDATE', TG_TABLE_NAME,

@@ -14,8 +14,9 @@ are SQL functions, ``lv1.yes_no``, ``lv1.yyyymmdd_date`` and ``lv1.phone_number`
 - ``..._DT`` 'YYYYMMDD' strings become dates; a value that is not a real date becomes NULL;
 - each code column ``<x>_cd`` keeps its code and gains ``<x>_nm``, its name in the code book
   (``lv1.code_master``, from B_MAJOR/B_MINOR), via the B_MAJOR the column draws from;
-- phone numbers keep their digits only, written ``010-1234-5678`` / ``02-123-4567`` when they
-  have the shape of a Korean number; R_SERVICE_RECEIPT's are the decrypted ones (DEC_TEL_NO,
+- phone numbers are written ``010-1234-5678`` / ``02-123-4567`` / ``1588-1234`` when their
+  digits have the shape of a Korean number, and kept as typed otherwise (the hc rules refuse
+  them; a NULL would clear the phone in Salesforce); R_SERVICE_RECEIPT's are the decrypted ones (DEC_TEL_NO,
   DEC_HAND_TEL_NO, decrypted on the source), never the ciphertext;
 - a key seen more than once (keys that differ only by padding) keeps its newest version, by
   UPDT_DT;

@@ -26,13 +26,16 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
         "RETURN CASE WHEN btrim(yyyymmdd) ~ '^[0-9]{8}$' AND pg_input_is_valid(btrim(yyyymmdd), 'date') "
         "THEN CAST(btrim(yyyymmdd) AS date) END",
     ),
-    # Digits only, written 010-1234-5678 / 02-123-4567 when shaped like a Korean number;
-    # NULL when no digit is left.
+    # Written 010-1234-5678 / 02-123-4567 / 1588-1234 when its digits are shaped like a Korean
+    # number; otherwise kept as typed (trimmed; '' is NULL), so that the hc rules refuse it
+    # rather than a NULL clearing the phone Salesforce holds.
     "phone_number": (
         "(raw text)",
         "RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE "
-        "RETURN NULLIF(regexp_replace(regexp_replace(raw, '[^0-9]', '', 'g'), "
-        "'^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\\1-\\2-\\3'), '')",
+        "RETURN CASE WHEN regexp_replace(raw, '[^0-9]', '', 'g') ~ '^((02|0[0-9]{2})[0-9]{7,8}|1[5-9][0-9]{6})$' "
+        "THEN regexp_replace(regexp_replace(regexp_replace(raw, '[^0-9]', '', 'g'), "
+        "'^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\\1-\\2-\\3'), '^(1[5-9][0-9]{2})([0-9]{4})$', '\\1-\\2') "
+        "ELSE NULLIF(btrim(raw), '') END",
     ),
 }
 

@@ -32,7 +32,7 @@ def dagster_home(folder: Path) -> Path:
     return folder
 
 
-def wait_until(condition: Callable[[], bool], what: str, *, limit: float = 300, process=None) -> None:
+def wait_until(condition: Callable[[], bool], what: str, *, limit: float = 900, process=None) -> None:
     """Poll ``condition`` until it holds; fail naming ``what`` if ``process`` exits first or the
     limit (a bound for a hung process, not a speed requirement) passes."""
     deadline = time.monotonic() + limit

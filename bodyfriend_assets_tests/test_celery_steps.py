@@ -64,6 +64,7 @@ def datahub_contents(url) -> dict[str, str]:
         engine.dispose()
 
 
+@pytest.mark.timeout(1800)  # two daily runs of every layer and four servers: long on a busy machine
 def test_a_daily_run_on_two_celery_workers_shares_its_steps_keeps_the_pool_and_ends_as_a_local_run(
     make_database, tmp_path, monkeypatch
 ):
@@ -103,7 +104,7 @@ def test_a_daily_run_on_two_celery_workers_shares_its_steps_keeps_the_pool_and_e
                                "the small-table steps succeed", process=run)
                     assert LARGE_TABLES_OP not in _steps(instance, run_id, dg.DagsterEventType.STEP_START)
                     instance.event_log_storage.free_concurrency_slot_for_step("other-run", LARGE_TABLES_OP)
-                    assert run.wait(timeout=600) == 0, (tmp_path / "celery_run.log").read_text()[-3000:]
+                    assert run.wait(timeout=900) == 0, (tmp_path / "celery_run.log").read_text()[-3000:]
                 started = _steps(instance, run_id, dg.DagsterEventType.STEP_START)
                 assert instance.get_run_by_id(run_id).is_success
 

@@ -37,6 +37,7 @@ def _job_names(port: str) -> set[str]:
     return {job["name"] for node in nodes for job in node["jobs"]}
 
 
+@pytest.mark.timeout(1800)  # three servers, each loading the definitions: long on a busy machine
 def test_code_server_webserver_and_daemon_start_from_the_serve_command_and_answer(make_database, tmp_path, monkeypatch):
     env = _production_env(make_database, tmp_path)
     client = {**env, "BODYFRIEND_CODE_SERVER_HOST": "127.0.0.1"}  # webserver and daemon use the code server

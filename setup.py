@@ -3,6 +3,8 @@ from setuptools import find_packages, setup
 # dagster-postgres is released on its own version train; without the pins pip
 # resolves it to a 2021 release. The three must move together.
 DAGSTER = ["dagster==1.13.27", "dagster-webserver==1.13.27", "dagster-postgres==0.29.27"]
+# Steps on Celery workers with a Redis broker (BODYFRIEND_EXECUTOR=celery): same release train.
+CELERY = ["dagster-celery==0.29.27", "celery[redis]>=5.4,<6"]
 
 setup(
     name="bodyfriend_assets",
@@ -24,8 +26,12 @@ setup(
         "psutil>=5.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2"],
+        "celery": CELERY,
+        "test": ["pytest>=8", "pytest-timeout>=2", *CELERY],
         "dev": ["pytest>=8", "pytest-timeout>=2"],
     },
-    entry_points={"console_scripts": ["bodyfriend=bodyfriend_assets.cli:main"]},
+    entry_points={"console_scripts": [
+        "bodyfriend=bodyfriend_assets.cli:main",
+        "bodyfriend-serve=bodyfriend_assets.serve:main",
+    ]},
 )

@@ -21,6 +21,7 @@ from bodyfriend_assets.hc import HerokuConnect, build_hc_assets
 from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
+from bodyfriend_assets.step_execution import executor_from_environment
 from bodyfriend_assets.transforms import build_sql_assets
 
 catalog = load_catalog()
@@ -43,10 +44,11 @@ dependencies = expected_dependencies(platform_assets, dag_ids)
 # a step starts in a fraction of a second rather than the ~2 s a fresh interpreter takes to import
 # Dagster and these definitions (README, "Performance"). The fork server is started by the run's
 # process on its first step and keeps that process's environment; every run has a process of its
-# own, so the steps of a run see the environment the run was launched with.
-step_executor = dg.multiprocess_executor.configured(
+# own, so the steps of a run see the environment the run was launched with. BODYFRIEND_EXECUTOR=celery
+# sends the steps to Celery workers instead (step_execution.py, README "Deployment").
+step_executor = executor_from_environment(local=dg.multiprocess_executor.configured(
     {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
-)
+))
 
 defs = dg.Definitions(
     assets=[*platform_assets, build_dependency_manager_asset(dependencies)],

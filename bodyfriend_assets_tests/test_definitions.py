@@ -45,18 +45,19 @@ def test_large_tables_share_one_concurrency_pool():
         assert pools == ({"large_tables"} if entry.large else set())
 
 
-def test_the_daily_job_runs_in_four_named_steps():
-    """lv0 in two steps (small tables; large tables in their pool), lv1+lv2 in one, hc in one."""
+def test_the_daily_job_runs_in_five_named_steps():
+    """lv0 in three steps (small tables in two, for two workers to share; large tables in their
+    pool), lv1+lv2 in one, hc in one."""
     job = defs.resolve_job_def("daily_data_hub")
     steps = {node.name for node in job.nodes}
-    assert steps == {"lv0_tables", "lv0_large_tables", "sql_models", "hc_objects"}
+    assert steps == {"lv0_tables_1", "lv0_tables_2", "lv0_large_tables", "sql_models", "hc_objects"}
     layers = {
         assets.op.name: {key.path[0] for key in assets.keys}
         for assets in defs.resolve_asset_graph().assets_defs
         if assets.is_executable and assets.op.name in steps
     }
-    assert layers == {"lv0_tables": {"lv0"}, "lv0_large_tables": {"lv0"}, "sql_models": {"lv1", "lv2"},
-                      "hc_objects": {"hc"}}
+    assert layers == {"lv0_tables_1": {"lv0"}, "lv0_tables_2": {"lv0"}, "lv0_large_tables": {"lv0"},
+                      "sql_models": {"lv1", "lv2"}, "hc_objects": {"hc"}}
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from bodyfriend_assets.automation import daily_schedule
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.definitions import defs
 from bodyfriend_assets.demo.generator import seed_legacy
-from bodyfriend_assets.lv0 import LARGE_TABLE_POOL, LARGE_TABLES_OP, SMALL_TABLES_OP, build_lv0_asset, lv0_assets, lv0_key
+from bodyfriend_assets.lv0 import LARGE_TABLE_POOL, LARGE_TABLES_OP, build_lv0_asset, lv0_assets, lv0_key
 from bodyfriend_assets.partitions import KST, daily_partitions
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets_tests.conftest import rows
@@ -104,7 +104,7 @@ def test_a_duplicated_lv0_key_fails_the_key_check(seeded):
     assert not result.asset_materializations_for_node("lv1__probe")
 
 
-@dg.asset(key=["lv1", "probe_small"], deps=[lv0_key(load_catalog().by_name("b_major"))],
+@dg.asset(key=["lv1", "probe_small"], deps=[lv0_key(load_catalog().by_name("r_acq_intro"))],
           partitions_def=daily_partitions)
 def small_table_probe():
     """Reads a small table that loads fine, in the same step as one that fails."""
@@ -115,6 +115,8 @@ def test_a_failing_table_leaves_the_others_loaded_and_stops_the_layers_above(see
     legacy_url, _ = seeded
     rows(legacy_url, "DROP TABLE rental.r_goods")
     catalog = load_catalog()
+    step_of = {key.path[-1]: assets.op.name for assets in lv0_assets(catalog) for key in assets.keys}
+    assert step_of["r_acq_intro"] == step_of["r_goods"]  # the probe reads a table of the failing step
     result = dg.materialize([*lv0_assets(catalog), small_table_probe], partition_key=PARTITION,
                             resources=RESOURCES, raise_on_error=False)
     assert not result.success
@@ -123,9 +125,9 @@ def test_a_failing_table_leaves_the_others_loaded_and_stops_the_layers_above(see
     checked = {e.asset_key.path[-1] for e in result.get_asset_check_evaluations()}
     assert checked == loaded
     failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    assert [e.step_key for e in failures] == [SMALL_TABLES_OP]
+    assert [e.step_key for e in failures] == [step_of["r_goods"]]
     assert "legacy table RENTAL.R_GOODS not found" in str(failures[0].event_specific_data.error)
-    # b_major loaded, but its step failed: nothing above lv0 runs on a day missing a table
+    # r_acq_intro loaded, but its step failed: nothing above lv0 runs on a day missing a table
     assert not result.asset_materializations_for_node("lv1__probe_small")
 
 
@@ -203,7 +205,7 @@ def test_large_extractions_never_overlap_while_small_ones_run_beside_them(
         assert len(records) == 2 and all(r.dagster_run.is_success for r in records)
         intervals = [_step_intervals(instance, r.dagster_run.run_id) for r in records]
         large = [steps[LARGE_TABLES_OP] for steps in intervals]
-        small = [steps[SMALL_TABLES_OP] for steps in intervals]
+        small = [interval for steps in intervals for step, interval in steps.items() if step != LARGE_TABLES_OP]
         materialized = {
             (r.dagster_run.tags["dagster/partition"], log.dagster_event.asset_key.path[-1])
             for r in records

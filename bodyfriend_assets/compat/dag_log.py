@@ -337,7 +337,8 @@ def build_dag_log_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Mirrors every materialization of the assets that stand for an old Airflow DAG into "
-            "public.dag_log (dag_id, completion_date, completion_datetime in KST) on the Data Hub."
+            "`public.dag_log` (`dag_id`, `completion_date`, `completion_datetime` in KST) on the "
+            "Data Hub; its positions are in `public.dag_log_mirror_state`."
         ),
     )
     def _dag_log_mirror(context: dg.SensorEvaluationContext, datahub: DataHub) -> dg.SensorResult:

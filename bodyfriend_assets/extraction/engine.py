@@ -19,6 +19,7 @@ from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import Lineage, Lv0Load
 from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, copy_pages, dbapi_pages, prefetched
 from bodyfriend_assets.extraction.source import SourceTable
+from bodyfriend_assets.table_metadata import size_metadata, table_metadata, window_partitions
 
 PROGRESS_EVERY_SECONDS = 5.0
 
@@ -47,7 +48,7 @@ class ExtractionResult:
         data = {
             "rows": self.rows,
             "pages": self.pages,
-            "bytes": self.bytes,
+            **size_metadata("copy_text", self.bytes),
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
@@ -59,7 +60,7 @@ class ExtractionResult:
         if self.window_start is not None:
             data["window_start_kst"] = self.window_start.isoformat(sep=" ")
             data["window_end_kst"] = self.window_end.isoformat(sep=" ")
-        return data
+        return data | self.extra
 
 
 def peak_rss_mb() -> float:
@@ -141,6 +142,9 @@ def extract_to_lv0(
                 last_report = now
                 log(_progress(entry, result.rows, total, now - began))
         result.rows_changed = load.finish()
+        result.extra = table_metadata(conn, "lv0", entry.name, window_partitions(start, end) if result.window_end else None)
+        if "note" in result.extra:
+            log(f"{entry.qualified_name}: {result.extra['note']}")
     result.nul_characters_removed = encoder.nul_characters_removed
     result.seconds = time.monotonic() - began
     result.peak_rss_mb = peak_rss_mb()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -31,6 +31,7 @@ from sqlalchemy.schema import CreateTableAs
 
 from bodyfriend_assets.hc.mapping import EXTERNAL_ID_COLUMN, Field, HcMapping, HcObject
 from bodyfriend_assets.hc.tables import LOOKUP_COLUMN_LENGTH, hc_table, quarantine_table
+from bodyfriend_assets.table_metadata import table_metadata
 from bodyfriend_assets.transforms.models import PARTITION_COLUMN, SqlModel
 from bodyfriend_assets.transforms.refresh import PartitionWindow
 
@@ -58,6 +59,7 @@ class LoadResult:
     partitions_read: str | None
     seconds: float
     rows: int = 0  # rows in the hc table afterwards
+    table_metadata: dict = field(default_factory=dict)  # the catalog's columns and row count
 
     @property
     def rows_written(self) -> int:
@@ -65,6 +67,7 @@ class LoadResult:
 
     def as_metadata(self) -> dict[str, object]:
         metadata: dict[str, object] = {
+            **self.table_metadata,
             "table": self.table,
             "rows": self.rows,
             "rows_read": self.rows_read,
@@ -178,9 +181,11 @@ def load_object(
 
     conn.execute(sa.schema.DropTable(stage))
     rows = conn.execute(sa.select(sa.func.count()).select_from(target)).scalar_one()
+    described = table_metadata(conn, schema, obj.table)
     conn.commit()
     return LoadResult(
         rows=rows,
+        table_metadata=described,
         object=obj.object,
         table=f"{schema}.{obj.table}",
         rows_read=rows_read,

@@ -15,7 +15,7 @@ LAYERS = ("lv0", "lv1", "lv2", "hc")
 daily_job = dg.define_asset_job(
     "daily_data_hub",
     selection=dg.AssetSelection.groups(*LAYERS),
-    description="Every Data Hub asset, with its checks, for one Korean day.",
+    description="Every Data Hub asset (`lv0`, `lv1`, `lv2`, `hc`), with its checks, for one Korean day (KST).",
 )
 
 daily_schedule = dg.build_schedule_from_partitioned_job(
@@ -23,6 +23,7 @@ daily_schedule = dg.build_schedule_from_partitioned_job(
     hour_of_day=0,
     minute_of_hour=10,
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Launches `daily_data_hub` at 00:10 KST for the Korean day that just ended.",
 )
 
 # public.dependency_manager is rewritten from the lineage, and its check run, every night before
@@ -30,7 +31,7 @@ daily_schedule = dg.build_schedule_from_partitioned_job(
 compat_job = dg.define_asset_job(
     "compat_tables",
     selection=dg.AssetSelection.groups("compat"),
-    description="The old system's dependency_manager table, rewritten from the asset lineage.",
+    description="The old system's `public.dependency_manager` table, rewritten from the asset lineage (00:05 KST).",
 )
 
 compat_schedule = dg.ScheduleDefinition(
@@ -38,4 +39,5 @@ compat_schedule = dg.ScheduleDefinition(
     cron_schedule="5 0 * * *",
     execution_timezone="Asia/Seoul",
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Launches `compat_tables` at 00:05 KST.",
 )

@@ -15,13 +15,18 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bodyfriend_assets import embedded, settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROWS = 20_000
+SEED_START = date(2024, 1, 1)
+DEV_SHUTDOWN_SECONDS = 60
+INFO_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # the demo run's console
+KST = ZoneInfo("Asia/Seoul")
 
 
 def prepare_instance_home() -> Path:
@@ -46,51 +51,74 @@ def _seedable_legacy_url():
     return url
 
 
+def first_day(args: argparse.Namespace) -> date:
+    """The first seeded day: ``--start``, or ``--days`` days ending yesterday (KST) with
+    ``--end-yesterday``, or 2024-01-01 (the first partition, which scripts rely on)."""
+    if args.start is not None:
+        return args.start
+    if args.end_yesterday:
+        return yesterday_kst() - timedelta(days=args.days - 1)
+    return SEED_START
+
+
+def yesterday_kst() -> date:
+    """The last finished Korean day: the partition the nightly schedule runs."""
+    return datetime.now(KST).date() - timedelta(days=1)
+
+
 def cmd_seed(args: argparse.Namespace) -> int:
     from bodyfriend_assets.demo.generator import seed_legacy
 
     url = _seedable_legacy_url()
     began = time.monotonic()
-    written = seed_legacy(url, rows=args.rows, start=args.start, days=args.days)
+    start = first_day(args)
+    written = seed_legacy(url, rows=args.rows, start=start, days=args.days)
+    last = start + timedelta(days=args.days - 1)
     print(
-        f"seeded {len(written)} legacy tables ({sum(written.values()):,} rows) into "
+        f"seeded {len(written)} legacy tables ({sum(written.values()):,} rows, "
+        f"{start.isoformat()}..{last.isoformat()} KST) into "
         f"{settings.describe_url(url)} in {time.monotonic() - began:.1f}s"
     )
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Seed the stand-in, then run the nightly job in-process for one day and summarise it."""
+    """Seed the stand-in with days ending yesterday (KST), then launch the nightly job for the
+    last of them through the instance, as the schedule would, and summarise the run."""
     import dagster as dg
+    from dagster._core.events import DagsterEventType
 
     from bodyfriend_assets.automation import LAYERS, daily_job
-    from bodyfriend_assets.definitions import catalog, defs
+    from bodyfriend_assets.definitions import catalog
+    from bodyfriend_assets.launch import launch_and_wait, partition_tags
 
     if os.environ.get(settings.LEGACY_URL_VAR):
         print(f"{settings.LEGACY_URL_VAR} is set: extracting from it as it is (no seeding)")
     else:
         cmd_seed(args)
-    partition = args.partition or (args.start + timedelta(days=args.days - 1)).isoformat()
+    partition = args.partition or (first_day(args) + timedelta(days=args.days - 1)).isoformat()
     prepare_instance_home()
-    print(f"running {daily_job.name} for partition {partition} (every layer, with its checks) ...")
+    print(f"launching {daily_job.name} for partition {partition} (every layer, with its checks) ...")
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def(daily_job.name).execute_in_process(
-            partition_key=partition,
-            instance=instance,
-            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-            raise_on_error=False,
+        run = launch_and_wait(
+            instance, daily_job.name, partition_tags(partition), run_config=INFO_LOGS,
+            on_launch=lambda run: print(f"run {run.run_id} launched; it is in the UI's Runs (make dev)"),
         )
+        materializations = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        evaluations = instance.all_logs(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
     metadata = {
-        event.asset_key: {k: v.value for k, v in event.materialization.metadata.items()}
-        for event in result.get_asset_materialization_events()
+        entry.asset_materialization.asset_key: {
+            k: v.value for k, v in entry.asset_materialization.metadata.items()
+        }
+        for entry in materializations
     }
     _print_lv0_summary([(e, metadata.get(dg.AssetKey(["lv0", e.name]), {})) for e in catalog.tables])
     _print_layer_summary(metadata, LAYERS)
-    checks = result.get_asset_check_evaluations()
+    checks = [entry.dagster_event.event_specific_data for entry in evaluations]
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
     print(f"checks: {len(checks) - len(failed)} passed, {len(failed)} failed {failed if failed else ''}")
-    if not result.success:
-        print("the run failed; see the errors above", file=sys.stderr)
+    if run.status != dg.DagsterRunStatus.SUCCESS:
+        print(f"run {run.run_id} ended {run.status.value}; see its logs in the UI", file=sys.stderr)
         return 1
     return 0
 
@@ -127,9 +155,12 @@ def _print_layer_summary(metadata: dict, layers) -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
+    """``dagster dev`` on the platform until Ctrl-C; then the embedded server stops too, if this
+    command started it."""
+    server_was_running = embedded.running_server_pid() is not None
     settings.legacy_url()  # starts the embedded server (held while the UI runs) and seeds it once
     settings.datahub_url()
-    prepare_instance_home()
+    dagster_home = prepare_instance_home()
     command = [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port)]
     workspace = PROJECT_ROOT / "workspace.yaml"
     if workspace.exists():
@@ -137,9 +168,32 @@ def cmd_dev(args: argparse.Namespace) -> int:
     else:
         command += ["-m", "bodyfriend_assets.definitions"]
     print(f"Dagster UI on http://{args.host}:{args.port} (Ctrl-C to stop)")
+    # Run from DAGSTER_HOME: from the project folder, `dagster dev` would warn that the
+    # project's dagster.yaml "will not be used", though DAGSTER_HOME holds a copy of it.
+    dagster_dev = subprocess.Popen(command, cwd=dagster_home)
     try:
-        return subprocess.call(command, cwd=PROJECT_ROOT if workspace.exists() else None)
+        return _wait_for(dagster_dev)
+    finally:
+        if not server_was_running and embedded.running_server_pid() is not None:
+            print("stopping the embedded PostgreSQL server")
+            embedded.stop_server()
+
+
+def _wait_for(dagster_dev: subprocess.Popen) -> int:
+    """The exit code of ``dagster dev``. Ctrl-C reaches it too (same process group): it then
+    stops its webserver, daemon and code server, which takes a few seconds; wait for that
+    rather than kill it, which would orphan them."""
+    try:
+        return dagster_dev.wait()
     except KeyboardInterrupt:
+        try:
+            dagster_dev.wait(timeout=DEV_SHUTDOWN_SECONDS)
+        except subprocess.TimeoutExpired:
+            dagster_dev.terminate()
+            dagster_dev.wait()
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            dagster_dev.kill()
+            dagster_dev.wait()
         return 0
 
 
@@ -153,19 +207,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bodyfriend", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def data_options(sub):
+    def data_options(sub, *, end_yesterday: bool):
         sub.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of each large table")
-        sub.add_argument("--start", type=date.fromisoformat, default=date(2024, 1, 1),
-                         help="first day of the synthetic data (KST)")
+        sub.add_argument("--start", type=date.fromisoformat, default=None,
+                         help="first day of the synthetic data (KST, YYYY-MM-DD)"
+                         + ("" if end_yesterday else f"; default {SEED_START.isoformat()}"))
+        sub.add_argument("--end-yesterday", action="store_true", default=end_yesterday,
+                         help="the days end yesterday (KST)" + (" (the default)" if end_yesterday else ""))
         sub.add_argument("--days", type=int, default=7, help="days the synthetic data spans")
 
     seed = commands.add_parser("seed", help="write the synthetic legacy tables")
-    data_options(seed)
+    data_options(seed, end_yesterday=False)
     seed.set_defaults(run=cmd_seed)
 
     demo = commands.add_parser("demo", help="seed, then materialize every layer for a day")
-    data_options(demo)
-    demo.add_argument("--partition", help="daily partition (YYYY-MM-DD); default: last seeded day")
+    data_options(demo, end_yesterday=True)
+    demo.add_argument("--partition", help="daily partition (YYYY-MM-DD); default: the last seeded day, yesterday (KST)")
     demo.set_defaults(run=cmd_demo)
 
     dev = commands.add_parser("dev", help="open the Dagster UI on the platform")

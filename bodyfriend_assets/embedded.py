@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import time
 import warnings
 from functools import cache
 from pathlib import Path
@@ -69,3 +71,34 @@ def ensure_database(url: URL | str) -> bool:
             return True
     finally:
         admin.dispose()
+
+
+def running_server_pid() -> int | None:
+    """The pid of the embedded server's postmaster if one is running on this home, else None."""
+    try:
+        pid = int((home() / "pgdata" / "postmaster.pid").read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, run by the wheel's own system user
+        pass
+    return pid
+
+
+def stop_server(timeout: float = 60.0) -> bool:
+    """Stop the embedded server of this home (a fast shutdown: sessions are disconnected).
+
+    The wheel stops the server when the last process that used it exits, but only if every such
+    process exited through Python's ``atexit``: one killed process (a code server terminated by
+    ``dagster dev``) keeps it running for good. Returns True once no postmaster runs."""
+    pid = running_server_pid()
+    if pid is None:
+        return True
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while running_server_pid() == pid and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return running_server_pid() is None

@@ -4,7 +4,9 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bodyfriend_assets_tests.conftest import scalar
 
@@ -23,8 +25,16 @@ def _env(**extra):
     return env
 
 
+def _yesterday_kst() -> str:
+    return (datetime.now(ZoneInfo("Asia/Seoul")).date() - timedelta(days=1)).isoformat()
+
+
 def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_path):
+    yesterday = _yesterday_kst()
     out = _run([str(BIN / "bodyfriend"), "demo", "--rows", "1500"], _env(BODYFRIEND_HOME=str(tmp_path))).stdout
+    days = {yesterday, _yesterday_kst()}  # the same, unless Seoul's midnight passed meanwhile
+    assert re.search(r"launching daily_data_hub for partition (\S+)", out).group(1) in days
+    assert re.search(r"run [0-9a-f-]{36} launched", out)
     table = out[out.index("lv0 table"):].split("\n" + "-" * 84 + "\n")[1]
     lines = table.strip().splitlines()
     assert len(lines) == 31 and not any("failed" in l for l in lines)
@@ -47,7 +57,8 @@ def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_
         assert scalar(hub, "SELECT count(*) FROM lv0.b_major") == rows["b_major"]
         # incremental: the day's rows plus the look-back before it, all loaded by this one run
         assert scalar(hub, "SELECT count(*) FROM lv0.r_order_contract") == rows["r_order_contract"]
-        assert scalar(hub, "SELECT max(_partition) FROM lv0.r_order_contract") == "2024-01-07"
+        # the seeded days end yesterday (KST), and the run was for yesterday
+        assert scalar(hub, "SELECT max(_partition) FROM lv0.r_order_contract") in days
         assert scalar(hub, "SELECT count(*) FROM lv0.r_service_receipt WHERE dec_hand_tel_no LIKE '010-%'") > 0
     finally:
         os.environ["BODYFRIEND_HOME"] = previous
@@ -57,8 +68,21 @@ def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_
 def test_seed_writes_the_stand_in_where_the_legacy_url_points(legacy_url):
     url = legacy_url.render_as_string(hide_password=False)
     out = _run([str(BIN / "bodyfriend"), "seed", "--rows", "300", "--days", "3"], _env(BODYFRIEND_LEGACY_URL=url)).stdout
-    assert "seeded 31 legacy tables" in out
+    assert "seeded 31 legacy tables" in out and "2024-01-01..2024-01-03 KST" in out  # the default start
     assert scalar(legacy_url, "SELECT count(*) FROM rental.r_order_contract") == 300
+    assert str(scalar(legacy_url, "SELECT max(updt_dt)::date FROM rental.r_order_contract")) == "2024-01-03"
+
+
+def test_seed_can_end_yesterday_or_start_on_a_given_day(legacy_url):
+    url = legacy_url.render_as_string(hide_password=False)
+    yesterday = _yesterday_kst()
+    _run([str(BIN / "bodyfriend"), "seed", "--rows", "300", "--days", "3", "--end-yesterday"], _env(BODYFRIEND_LEGACY_URL=url))
+    last = str(scalar(legacy_url, "SELECT max(updt_dt)::date FROM rental.r_order_contract"))
+    assert last in {yesterday, _yesterday_kst()}
+    out = _run([str(BIN / "bodyfriend"), "seed", "--rows", "300", "--days", "2", "--start", "2025-06-01"],
+               _env(BODYFRIEND_LEGACY_URL=url)).stdout
+    assert "2025-06-01..2025-06-02 KST" in out
+    assert str(scalar(legacy_url, "SELECT min(updt_dt)::date FROM rental.r_order_contract")) == "2025-06-01"
 
 
 def test_seed_refuses_a_sql_server_and_keeps_the_password_out_of_the_message():

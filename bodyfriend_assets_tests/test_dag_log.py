@@ -9,7 +9,6 @@ Times are controlled with Dagster's ``freeze_time`` (events take their timestamp
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import time
 from datetime import date, datetime, timedelta, timezone
@@ -26,7 +25,10 @@ from bodyfriend_assets.compat.dag_log import (
     backfill_dag_log,
     build_dag_log_sensor,
     cmd_dag_log_backfill,
+    KeyPosition,
     completion_kst,
+    format_cursor,
+    load_positions,
 )
 from bodyfriend_assets.lv0 import build_lv0_asset
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
@@ -132,6 +134,15 @@ def tick(sensor, instance, cursor):
     return result.cursor, int(message.split()[0]), message
 
 
+def cursor_keys(hub, cursor) -> dict:
+    """The positions a cursor names, as ``{"lv0/b_major": {"settled": S, "seen": [...]}}``."""
+    return {
+        key.to_user_string(): {"settled": p.settled, "seen": sorted(p.seen)}
+        for key, p in load_positions(hub, cursor).items()
+        if p != KeyPosition()
+    }
+
+
 def storage_ids(instance, key) -> list[int]:
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key), limit=10_000, ascending=True)
     return [r.storage_id for r in records.records]
@@ -197,6 +208,27 @@ def test_each_success_is_mirrored_once_on_its_korean_day_and_failures_write_noth
     before = dag_log_versions(hub)
     again, new, _ = tick(sensor, instance, cursor)
     assert new == 0 and again == cursor and dag_log_versions(hub) == before
+
+
+def test_the_cursor_is_a_short_name_and_each_tick_says_what_it_mirrored(instance, hub):
+    sensor = build_dag_log_sensor(DAG)
+    run([b_major, b_minor], instance, utc(2024, 5, 1, 3, 0))
+    report(instance, GOODS, utc(2024, 5, 1, 4, 0))
+    report(instance, GOODS, utc(2024, 5, 1, 5, 0))
+    cursor, new, message = tick(sensor, instance, None)
+    assert new == 4
+    # the sensor page shows one short line; the positions are in the Data Hub
+    assert cursor.startswith("dag_log_mirror_state:") and len(cursor) < 60
+    assert cursor_keys(hub, cursor).keys() == {"lv0/b_major", "lv1/b_minor", "lv0/r_goods"}
+    assert message == (
+        "4 new materializations mirrored into public.dag_log (3 rows inserted or updated): "
+        "legacy_to_lv0_RENTAL.R_GOODS x2, legacy_to_lv0_UNIERP5.B_MAJOR, lv0_dag_UNIERP5.B_MINOR"
+    )
+    # A cursor of the earlier form (the positions themselves, as JSON) is read, and replaced.
+    inline = format_cursor(load_positions(hub, cursor))
+    assert inline.startswith("{")
+    again, new, message = tick(sensor, instance, inline)
+    assert (again, new) == (cursor, 0) and message.startswith("0 new materializations")
 
 
 def test_a_real_lv0_materialization_is_its_old_dags_completion(instance, hub, platform_env):
@@ -267,7 +299,7 @@ def test_a_sensor_that_missed_everything_catches_up_once_in_bounded_ticks(instan
     assert ticks in (5, 6)  # 45 records, 10 a tick
     assert dag_log(hub) == expected_table(made)
     # All of it settled long ago: the cursor is one storage id per key, nothing pending.
-    keys = json.loads(cursor)["keys"]
+    keys = cursor_keys(hub, cursor)
     assert {k: v["settled"] for k, v in keys.items()} == {
         key.to_user_string(): storage_ids(instance, key)[-1] for key in DAG
     }
@@ -367,13 +399,13 @@ def test_a_lower_storage_id_committed_late_is_still_mirrored(instance, instance_
     cursor, new, _ = tick(sensor, instance, cursor)
     assert new == 1  # the late one, and only it
     assert dag_log(hub) == expected_table([(MAJOR, fast_at), (MAJOR, slow_at)])
-    assert json.loads(cursor)["keys"]["lv0/b_major"] == {"settled": 0, "seen": [slow_id, fast_id]}
+    assert cursor_keys(hub, cursor)["lv0/b_major"] == {"settled": 0, "seen": [slow_id, fast_id]}
 
     # Once both are older than the settle window, the cursor settles past them.
     clock[0] += 400
     cursor, new, _ = tick(sensor, instance, cursor)
     assert new == 0
-    assert json.loads(cursor)["keys"]["lv0/b_major"] == {"settled": fast_id, "seen": []}
+    assert cursor_keys(hub, cursor)["lv0/b_major"] == {"settled": fast_id, "seen": []}
     assert dag_log(hub) == expected_table([(MAJOR, fast_at), (MAJOR, slow_at)])
     engine.dispose()
 
@@ -385,13 +417,13 @@ def test_recent_records_stay_pending_until_they_settle(instance, hub):
     cursor, new, _ = tick(sensor, instance, None)
     [record_id] = storage_ids(instance, GOODS)
     assert new == 1
-    assert json.loads(cursor)["keys"]["lv0/r_goods"] == {"settled": 0, "seen": [record_id]}
+    assert cursor_keys(hub, cursor)["lv0/r_goods"] == {"settled": 0, "seen": [record_id]}
     cursor, new, _ = tick(sensor, instance, cursor)  # read again, not written again
     assert new == 0
     now[0] += 301
     cursor, new, _ = tick(sensor, instance, cursor)
     assert new == 0
-    assert json.loads(cursor)["keys"]["lv0/r_goods"] == {"settled": record_id, "seen": []}
+    assert cursor_keys(hub, cursor)["lv0/r_goods"] == {"settled": record_id, "seen": []}
     assert len(dag_log(hub)) == 1
 
 

@@ -14,17 +14,20 @@ The sensor ``dag_log_mirror`` (:func:`build_dag_log_sensor`) does this continuou
 :func:`backfill_dag_log` (``bodyfriend dag-log-backfill``) rebuilds the table from the instance's
 whole history.
 
-The sensor's cursor
--------------------
-Per asset key, ``{"settled": S, "seen": [ids...]}`` (JSON, keys as ``lv0/r_goods``):
+The sensor's positions
+----------------------
+Per asset key, a position ``(settled S, seen [ids...])``:
 
 - every materialization of the key with storage id <= S is in dag_log, and no other can ever
   appear there (see below);
 - ``seen`` lists the storage ids above S that are already in dag_log.
 
 A tick reads, per key, every materialization after S (ascending, in pages), writes those not in
-``seen``, and returns the new cursor; Dagster saves it only after the tick returns, so the write
-is committed first. Storage ids come from one sequence but are committed by concurrent runs, so
+``seen``, and saves the new positions in the same Data Hub transaction as the rows it wrote, in
+``public.dag_log_mirror_state`` under the digest of their content. The sensor's cursor is only
+that digest (``dag_log_mirror_state:<digest>``), so the sensor page shows one short line rather
+than a map of every asset; Dagster saves it after the tick returns, and a tick evaluated again
+with the same cursor reads the same positions (and computes the same next digest). Storage ids come from one sequence but are committed by concurrent runs, so
 a lower id can become visible after a higher one (two runs of one asset, different partitions).
 A plain "last id" cursor would then skip it forever. Here S only moves past a record whose event
 timestamp is older than ``settle_seconds`` (default 300) when the tick starts: by then every lower
@@ -38,6 +41,9 @@ written. Hence:
 - nothing is written twice by the sensor: a record is written by the tick that first sees it,
   then skipped through ``seen`` / S; should a tick's cursor be lost (a crash after the write, the
   same cursor evaluated twice), the upsert is idempotent and the table is left identical;
+- saved positions nobody has referred to for ``STATE_KEEP_DAYS`` are deleted; the ones the
+  current and the previous cursor name are always kept. A cursor of the older JSON form (the
+  positions themselves) is still read.
 - a daemon down for a day: the next ticks read everything after S, ``max_records_per_tick`` new
   records at a time (the rest on the following ticks), and write it.
 """
@@ -45,6 +51,7 @@ written. Hence:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -63,7 +70,10 @@ MINIMUM_INTERVAL_SECONDS = 30
 SETTLE_SECONDS = 300
 MAX_RECORDS_PER_TICK = 5000
 PAGE_SIZE = 500
-CURSOR_VERSION = 1
+CURSOR_VERSION = 1  # the JSON form of the positions, stored in dag_log_mirror_state
+STATE_PREFIX = "dag_log_mirror_state:"
+STATE_KEEP_DAYS = 7
+TICK_SUMMARY_ASSETS = 10  # assets named in a tick's message; the rest are counted
 
 # Korea Standard Time, as the old code wrote it: UTC+9, no daylight saving (none since 1988).
 KST = timezone(timedelta(hours=9), "KST")
@@ -76,6 +86,14 @@ DAG_LOG = sa.Table(
     sa.Column("completion_date", sa.Date, nullable=False),
     sa.Column("completion_datetime", sa.DateTime(timezone=False), nullable=False),
     sa.UniqueConstraint("dag_id", "completion_date", name="dag_log_dag_id_completion_date_key"),
+    schema="public",
+)
+MIRROR_STATE = sa.Table(
+    "dag_log_mirror_state",
+    _metadata,
+    sa.Column("digest", sa.Text, primary_key=True),
+    sa.Column("positions", sa.Text, nullable=False),  # format_cursor's JSON
+    sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     schema="public",
 )
 _UPSERT_CHUNK = 1000
@@ -113,26 +131,31 @@ def upsert_completions(engine: Engine, completions: Iterable[tuple[str, datetime
     Creates the table if missing. A row's completion_datetime only ever moves forward. Returns
     the number of rows inserted or changed (0 when everything was already there).
     """
+    with engine.begin() as conn:
+        return write_completions(conn, completions)
+
+
+def write_completions(conn: Connection, completions: Iterable[tuple[str, datetime]]) -> int:
+    """:func:`upsert_completions` inside the caller's transaction."""
     rows = sorted(latest_per_day(completions).items())  # one order for every writer: no deadlocks
     written = 0
-    with engine.begin() as conn:
-        ensure_table(conn, DAG_LOG)
-        for start in range(0, len(rows), _UPSERT_CHUNK):
-            statement = pg_insert(DAG_LOG).values(
-                [
-                    {"dag_id": dag_id, "completion_date": day, "completion_datetime": moment}
-                    for (dag_id, day), moment in rows[start : start + _UPSERT_CHUNK]
-                ]
-            )
-            statement = statement.on_conflict_do_update(
-                index_elements=[DAG_LOG.c.dag_id, DAG_LOG.c.completion_date],
-                set_={"completion_datetime": statement.excluded.completion_datetime},
-                where=sa.or_(
-                    DAG_LOG.c.completion_datetime.is_(None),
-                    DAG_LOG.c.completion_datetime < statement.excluded.completion_datetime,
-                ),
-            ).returning(DAG_LOG.c.dag_id)
-            written += len(conn.execute(statement).all())
+    ensure_table(conn, DAG_LOG)
+    for start in range(0, len(rows), _UPSERT_CHUNK):
+        statement = pg_insert(DAG_LOG).values(
+            [
+                {"dag_id": dag_id, "completion_date": day, "completion_datetime": moment}
+                for (dag_id, day), moment in rows[start : start + _UPSERT_CHUNK]
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=[DAG_LOG.c.dag_id, DAG_LOG.c.completion_date],
+            set_={"completion_datetime": statement.excluded.completion_datetime},
+            where=sa.or_(
+                DAG_LOG.c.completion_datetime.is_(None),
+                DAG_LOG.c.completion_datetime < statement.excluded.completion_datetime,
+            ),
+        ).returning(DAG_LOG.c.dag_id)
+        written += len(conn.execute(statement).all())
     return written
 
 
@@ -174,6 +197,62 @@ def format_cursor(positions: Mapping[dg.AssetKey, KeyPosition]) -> str:
         if position != KeyPosition()
     }
     return json.dumps({"version": CURSOR_VERSION, "keys": keys}, separators=(",", ":"))
+
+
+def save_positions(conn: Connection, positions: Mapping[dg.AssetKey, KeyPosition], *, keep: str | None) -> str:
+    """Store ``positions`` in ``public.dag_log_mirror_state`` (in the caller's transaction) and
+    return the cursor naming them. States unused for ``STATE_KEEP_DAYS`` are deleted, except
+    ``keep`` (the cursor the tick started from)."""
+    document = format_cursor(positions)
+    digest = hashlib.sha256(document.encode()).hexdigest()[:24]
+    ensure_table(conn, MIRROR_STATE)
+    statement = pg_insert(MIRROR_STATE).values(digest=digest, positions=document)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[MIRROR_STATE.c.digest], set_={"saved_at": sa.func.now()}
+    ))
+    kept = [digest] + ([keep.removeprefix(STATE_PREFIX)] if keep and keep.startswith(STATE_PREFIX) else [])
+    conn.execute(sa.delete(MIRROR_STATE).where(
+        MIRROR_STATE.c.saved_at < datetime.now(timezone.utc) - timedelta(days=STATE_KEEP_DAYS),
+        MIRROR_STATE.c.digest.not_in(kept),
+    ))
+    return STATE_PREFIX + digest
+
+
+def load_positions(engine: Engine, cursor: str | None) -> dict[dg.AssetKey, KeyPosition]:
+    """The positions a cursor names (a stored state, or the older inline JSON form)."""
+    if not cursor or not cursor.startswith(STATE_PREFIX):
+        return parse_cursor(cursor)
+    with engine.connect() as conn:
+        document = None
+        if sa.inspect(conn).has_table(MIRROR_STATE.name, schema=MIRROR_STATE.schema):
+            document = conn.execute(
+                sa.select(MIRROR_STATE.c.positions).where(
+                    MIRROR_STATE.c.digest == cursor.removeprefix(STATE_PREFIX)
+                )
+            ).scalar_one_or_none()
+    if document is None:
+        raise ValueError(
+            f"{SENSOR_NAME}: the cursor's positions ({cursor}) are not in "
+            "public.dag_log_mirror_state; clear the cursor to mirror the whole history again "
+            "(idempotent)"
+        )
+    return parse_cursor(document)
+
+
+def summarize(completions: list[tuple[str, datetime]], written: int, backlog: bool) -> str:
+    """What a tick mirrored, for the sensor page: the count first, then the DAG ids."""
+    per_dag: dict[str, int] = {}
+    for dag_id, _ in completions:
+        per_dag[dag_id] = per_dag.get(dag_id, 0) + 1
+    named = [f"{dag_id} x{n}" if n > 1 else dag_id for dag_id, n in sorted(per_dag.items())]
+    if len(named) > TICK_SUMMARY_ASSETS:
+        named = named[:TICK_SUMMARY_ASSETS] + [f"and {len(named) - TICK_SUMMARY_ASSETS} more"]
+    return (
+        f"{len(completions)} new materializations mirrored into public.dag_log "
+        f"({written} rows inserted or updated)"
+        + (f": {', '.join(named)}" if named else "")
+        + ("; more to read on the next tick" if backlog else "")
+    )
 
 
 @dataclass
@@ -246,8 +325,9 @@ def build_dag_log_sensor(
 ) -> dg.SensorDefinition:
     """The ``dag_log_mirror`` sensor over the given assets (asset key -> DAG id).
 
-    Running by default; it launches no runs and reports what it wrote as the tick's skip reason.
-    It needs the ``datahub`` resource.
+    Running by default. It launches no runs, so Dagster lists every tick as "Skipped"; the
+    tick's message (its skip reason, also logged) says what it mirrored. It needs the
+    ``datahub`` resource.
     """
     dag_ids = dict(dag_ids)
 
@@ -257,28 +337,28 @@ def build_dag_log_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Mirrors every materialization of the assets that stand for an old Airflow DAG into "
-            "public.dag_log (dag_id, completion_date, completion_datetime in KST) on the Data Hub."
+            "`public.dag_log` (`dag_id`, `completion_date`, `completion_datetime` in KST) on the "
+            "Data Hub; its positions are in `public.dag_log_mirror_state`."
         ),
     )
     def _dag_log_mirror(context: dg.SensorEvaluationContext, datahub: DataHub) -> dg.SensorResult:
         now = clock()  # before any read: see the module docstring
+        engine = datahub.engine()
         tick = read_new_completions(
             context.instance,
             dag_ids,
-            parse_cursor(context.cursor),
+            load_positions(engine, context.cursor),
             now=now,
             settle_seconds=settle_seconds,
             max_records=max_records_per_tick,
         )
-        written = upsert_completions(datahub.engine(), tick.completions)
-        message = (
-            f"{len(tick.completions)} new materializations mirrored into public.dag_log "
-            f"({written} rows inserted or updated)"
-            + ("; more to read on the next tick" if tick.backlog else "")
-        )
+        with engine.begin() as conn:  # the rows and the positions past them, together
+            written = write_completions(conn, tick.completions)
+            cursor = save_positions(conn, tick.positions, keep=context.cursor)
+        message = summarize(tick.completions, written, tick.backlog)
         if tick.completions:
             context.log.info(message)
-        return dg.SensorResult(skip_reason=dg.SkipReason(message), cursor=format_cursor(tick.positions))
+        return dg.SensorResult(skip_reason=dg.SkipReason(message), cursor=cursor)
 
     return _dag_log_mirror
 

@@ -181,7 +181,7 @@ def build_dependency_manager_asset(pairs: Iterable[Pair]) -> dg.AssetsDefinition
         code_version=lineage_version(lineage),
         freshness_policy=daily_freshness,
         description=(
-            "public.dependency_manager(asis_dag, tobe_dag) on the Data Hub, made equal to the asset "
+            "`public.dependency_manager(asis_dag, tobe_dag)` on the Data Hub, made equal to the asset "
             "lineage: one row per upstream DAG of every asset that stands for an old Airflow DAG."
         ),
         metadata={"table": "public.dependency_manager", "lineage_pairs": len(lineage)},
@@ -204,7 +204,7 @@ def build_dependency_manager_check(pairs: Iterable[Pair]) -> dg.AssetChecksDefin
         asset=DEPENDENCY_MANAGER_KEY,
         name=CHECK_NAME,
         description=(
-            "public.dependency_manager holds exactly the lineage's (asis_dag, tobe_dag) pairs; "
+            "`public.dependency_manager` holds exactly the lineage's (`asis_dag`, `tobe_dag`) pairs; "
             "missing: in the lineage, not in the table; extra: in the table, not in the lineage."
         ),
     )

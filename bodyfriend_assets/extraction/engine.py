@@ -43,6 +43,7 @@ from bodyfriend_assets.extraction.lv0_writer import FloatingRows, Lineage, Lv0Lo
 from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, prefetched, read_pages
 from bodyfriend_assets.extraction.source import KeysetRead, SourceTable
 from bodyfriend_assets.partitions import FIRST_PARTITION_START, last_partition_of, start_of_tomorrow
+from bodyfriend_assets.table_metadata import size_metadata, table_metadata, window_partitions
 
 PROGRESS_EVERY_SECONDS = 5.0
 KEY_PAGE_FACTOR = 10  # a delete-pass page holds this many times page_size keys (a few bytes each)
@@ -76,7 +77,7 @@ class ExtractionResult:
         data = {
             "rows": self.rows,
             "pages": self.pages,
-            "bytes": self.bytes,
+            **size_metadata("copy_text", self.bytes),
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
@@ -92,7 +93,7 @@ class ExtractionResult:
             data["window_end_kst"] = self.window_end.isoformat(sep=" ")
             data["source_keys"] = self.source_keys
             data["delete_seconds"] = round(self.delete_seconds, 3)
-        return data
+        return data | self.extra
 
 
 def peak_rss_mb() -> float:
@@ -209,6 +210,9 @@ def extract_to_lv0(
         if incremental:
             _delete_pass(load, source, legacy, reader, sizer.max_rows * KEY_PAGE_FACTOR, page_bytes, result, log)
         result.rows_changed = load.finish()
+        result.extra = table_metadata(conn, "lv0", entry.name, window_partitions(start, end) if result.window_end else None)
+        if "note" in result.extra:
+            log(f"{entry.qualified_name}: {result.extra['note']}")
     result.nul_characters_removed = encoder.nul_characters_removed
     result.seconds = time.monotonic() - began
     result.peak_rss_mb = peak_rss_mb()

@@ -121,7 +121,7 @@ def build_hc_assets(
         can_subset=True,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        description="The Heroku Connect tables, loaded from lv2 in PostgreSQL, parents first.",
+        description="The Heroku Connect tables, loaded from `lv2` in PostgreSQL, parents first.",
     )
     def _hc_objects(context: dg.AssetExecutionContext, datahub: DataHub, heroku_connect: HerokuConnect):
         keys = context.partition_key_range
@@ -209,26 +209,26 @@ def _check_specs(obj: HcObject) -> list[dg.AssetCheckSpec]:
     specs = [
         dg.AssetCheckSpec(
             UNIQUE_CHECK, asset=key, blocking=True,
-            description=f"No {obj.external_id} appears twice in the {obj.object} table.",
+            description=f"No `{obj.external_id}` appears twice in the `{obj.object}` table.",
         ),
     ]
     if _parent_lookups(obj):
         parents = ", ".join(obj.parents)
         specs.append(dg.AssetCheckSpec(
             LOOKUP_CHECK, asset=key, blocking=True,
-            description=f"Every {obj.object} lookup names a record in the hc tables of {parents}.",
+            description=f"Every `{obj.object}` lookup names a record in the hc tables of {parents}.",
         ))
     specs += [
         dg.AssetCheckSpec(
             QUARANTINE_CHECK, asset=key,
             description=(
-                f"No {obj.object} row of the load was kept out of hc because Salesforce would refuse "
-                "it, and no record waits to be deleted (see hc_meta.quarantine)."
+                f"No `{obj.object}` row of the load was kept out of hc because Salesforce would refuse "
+                "it, and no record waits to be deleted (see `hc_meta.quarantine`)."
             ),
         ),
         dg.AssetCheckSpec(
             SALESFORCE_CHECK, asset=key,
-            description=f"Heroku Connect reports no {obj.object} row that Salesforce refused (_hc_lastop FAILED).",
+            description=f"Heroku Connect reports no `{obj.object}` row that Salesforce refused (`_hc_lastop` FAILED).",
         ),
     ]
     return specs
@@ -349,7 +349,7 @@ def _spec(obj: HcObject, model: SqlModel, mapping: HcMapping, catalog: Catalog, 
         key=hc_key(obj),
         deps=[dg.AssetKey(["lv2", model.name]), *parents],
         group_name=LAYER,
-        description=f"Salesforce {obj.object} through Heroku Connect ({schema}.{obj.table}), from lv2.{model.name}.",
+        description=f"Salesforce `{obj.object}` through Heroku Connect (`{schema}.{obj.table}`), from `lv2.{model.name}`.",
         metadata={
             "table": f"{schema}.{obj.table}",
             "dag_id": model_dag_id(model, catalog),

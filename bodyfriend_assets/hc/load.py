@@ -36,7 +36,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -46,6 +46,7 @@ from sqlalchemy.schema import CreateTableAs
 from bodyfriend_assets.hc.mapping import EXTERNAL_ID_COLUMN, Field, HcMapping, HcObject
 from bodyfriend_assets.hc.rules import Rule, object_rules
 from bodyfriend_assets.hc.tables import held_table, hc_table, quarantine_table
+from bodyfriend_assets.table_metadata import table_metadata
 from bodyfriend_assets.transforms.models import PARTITION_COLUMN, SqlModel
 from bodyfriend_assets.transforms.refresh import PartitionWindow
 
@@ -81,6 +82,7 @@ class LoadResult:
     seconds: float
     rows: int = 0  # rows in the hc table afterwards
     rows_gone: int = 0  # of rows_deleted: those whose lv2 row is gone (not among rows_read)
+    table_metadata: dict = field(default_factory=dict)  # the catalog's columns and row count
 
     @property
     def rows_written(self) -> int:
@@ -88,6 +90,7 @@ class LoadResult:
 
     def as_metadata(self) -> dict[str, object]:
         metadata: dict[str, object] = {
+            **self.table_metadata,
             "table": self.table,
             "rows": self.rows,
             "rows_read": self.rows_read,
@@ -215,9 +218,11 @@ def load_object(
     stale, waiting = _delete_stale(conn, obj, mapping, model, schema, label,
                                    run_id=run_id, partitions=partitions)
     rows = conn.execute(sa.select(sa.func.count()).select_from(target)).scalar_one()
+    described = table_metadata(conn, schema, obj.table)
     conn.commit()
     return LoadResult(
         rows=rows,
+        table_metadata=described,
         object=obj.object,
         table=f"{schema}.{obj.table}",
         rows_read=rows_read,

@@ -21,7 +21,7 @@ def legacy_specs(catalog: Catalog) -> list[dg.AssetSpec]:
         dg.AssetSpec(
             key=legacy_key(entry),
             group_name=GROUP,
-            description=f"{entry.qualified_name} on the legacy ERP (SQL Server).",
+            description=f"`{entry.qualified_name}` on the legacy ERP (SQL Server).",
             kinds={"mssql"},
             metadata={
                 "source_table": f"{entry.database}.{entry.schema_}.{entry.table}",

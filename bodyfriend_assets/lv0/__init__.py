@@ -60,8 +60,8 @@ def lv0_spec(entry: LegacyTable) -> dg.AssetSpec:
         kinds={"postgres"},
         freshness_policy=daily_freshness,
         description=(
-            f"Raw copy of {entry.qualified_name} in lv0.{entry.name} "
-            f"({'rows changed in the partition, upserted by ' + ', '.join(entry.keys) if entry.mode == 'incremental' else 'whole-table snapshot'})."
+            f"Raw copy of `{entry.qualified_name}` in `lv0.{entry.name}` "
+            f"({'rows changed in the partition, upserted by ' + ', '.join(f'`{k}`' for k in entry.keys) if entry.mode == 'incremental' else 'whole-table snapshot'})."
         ),
         metadata={
             "table": f"lv0.{entry.name}",
@@ -90,7 +90,7 @@ def build_lv0_assets(entries: Sequence[LegacyTable], *, name: str, pool: str | N
         pool=pool,
         description=(
             f"Raw copies of {len(entries)} legacy table(s), loaded one after the other"
-            + (f" in the {pool} pool." if pool else ".")
+            + (f" in the `{pool}` pool." if pool else ".")
         ),
     )
     def _lv0(context: dg.AssetExecutionContext, legacy: LegacyDatabase, datahub: DataHub):

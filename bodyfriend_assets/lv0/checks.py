@@ -38,14 +38,14 @@ def lv0_check_specs(entry: LegacyTable) -> list[dg.AssetCheckSpec]:
             asset=key,
             blocking=True,
             partitions_def=daily_partitions,
-            description=f"lv0.{entry.name} has as many rows as {entry.qualified_name} for the partition.",
+            description=f"`lv0.{entry.name}` has as many rows as `{entry.qualified_name}` for the partition.",
         ),
         dg.AssetCheckSpec(
             KEYS,
             asset=key,
             blocking=True,
             partitions_def=daily_partitions,
-            description=f"{', '.join(entry.keys)} identify the rows of lv0.{entry.name}.",
+            description=f"{', '.join(f'`{k}`' for k in entry.keys)} identify the rows of `lv0.{entry.name}`.",
         ),
     ]
 

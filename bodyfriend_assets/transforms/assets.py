@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from bodyfriend_assets.catalog import Catalog
 from bodyfriend_assets.check_timing import timed_check
+from bodyfriend_assets.markdown import quote_code
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions
 from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
@@ -75,7 +76,7 @@ def build_sql_assets(
         can_subset=True,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        description="The lv1 and lv2 tables, refreshed in PostgreSQL in dependency order.",
+        description="The `lv1` and `lv2` tables, refreshed in PostgreSQL in dependency order.",
     )
     def _sql_models(context: dg.AssetExecutionContext, datahub: DataHub):
         keys = context.partition_key_range
@@ -181,7 +182,7 @@ def _spec(model: SqlModel, catalog: Catalog) -> dg.AssetSpec:
         key=model_key(model),
         deps=[dg.AssetKey(list(table)) for table in sorted(model.upstream)],
         group_name=model.layer,
-        description=model.description or None,
+        description=quote_code(model.description) or None,
         metadata=metadata,
         kinds={"postgres", "sql"},
         code_version=model.code_version,

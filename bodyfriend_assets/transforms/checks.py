@@ -25,7 +25,7 @@ def model_check_specs(model: SqlModel, asset_key: dg.AssetKey) -> list[dg.AssetC
             KEY_CHECK,
             asset=asset_key,
             blocking=True,
-            description=f"{', '.join(model.key)} identify the rows of {model.qualified_name}.",
+            description=f"{', '.join(f'`{k}`' for k in model.key)} identify the rows of `{model.qualified_name}`.",
         )
     ]
     for reference in model.references:
@@ -36,8 +36,8 @@ def model_check_specs(model: SqlModel, asset_key: dg.AssetKey) -> list[dg.AssetC
                 asset=asset_key,
                 additional_deps=[target] if reference.table != model.table else [],
                 description=(
-                    f"Every {model.qualified_name}.{reference.column} is a "
-                    f"{'.'.join(reference.table)}.{reference.target_column}."
+                    f"Every `{model.qualified_name}.{reference.column}` is a "
+                    f"`{'.'.join(reference.table)}.{reference.target_column}`."
                 ),
             )
         )

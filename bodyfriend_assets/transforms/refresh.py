@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import sqlalchemy as sa
@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateTableAs, ExecutableDDLElement
 
+from bodyfriend_assets.table_metadata import table_metadata
 from bodyfriend_assets.transforms.models import PARTITION_COLUMN, SqlModel
 
 TEMPORARY_SCHEMA = "pg_temp"  # the session's own schema of temporary tables
@@ -82,9 +83,10 @@ class RefreshResult:
     rows: int  # rows in the table afterwards
     rows_read: int  # rows the model returned
     seconds: float
+    table: dict = field(default_factory=dict)  # the catalog's table metadata
 
     def as_metadata(self) -> dict[str, object]:
-        return {
+        return self.table | {
             "rows_changed": self.rows_changed,
             "rows": self.rows,
             "rows_read": self.rows_read,
@@ -111,8 +113,9 @@ def refresh_model(conn: Connection, model: SqlModel, window: PartitionWindow) ->
     else:
         rows_changed, rows_read = _rebuild(conn, model)
     rows = conn.execute(sa.select(sa.func.count()).select_from(_table(model.name, model.layer))).scalar_one()
+    table = table_metadata(conn, model.layer, model.name, (window.start, window.end) if model.mode == "incremental" else None)
     conn.commit()
-    return RefreshResult(rows_changed, rows, rows_read, time.monotonic() - began)
+    return RefreshResult(rows_changed, rows, rows_read, time.monotonic() - began, table)
 
 
 def model_select(model: SqlModel, window: PartitionWindow | None = None) -> sa.Select:

@@ -19,6 +19,7 @@ from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import Lineage, Lv0Load
 from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, copy_pages, dbapi_pages, prefetched
 from bodyfriend_assets.extraction.source import SourceTable
+from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS, naming_lock_holders
 
 PROGRESS_EVERY_SECONDS = 5.0
 
@@ -33,8 +34,9 @@ class ExtractionResult:
     rows: int = 0  # rows read and written
     pages: int = 0
     bytes: int = 0
-    rows_changed: int = 0  # lv0 rows inserted or updated (snapshot: rows in the new table)
+    rows_changed: int = 0  # lv0 rows inserted or updated (snapshot: and deleted)
     nul_characters_removed: int = 0
+    schema_changes: list[str] = field(default_factory=list)  # how lv0 followed the source's columns
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -56,6 +58,8 @@ class ExtractionResult:
             "nul_characters_removed": self.nul_characters_removed,
             "mode": self.mode,
         }
+        if self.schema_changes:
+            data["schema_changes"] = "\n".join(self.schema_changes)
         if self.window_start is not None:
             data["window_start_kst"] = self.window_start.isoformat(sep=" ")
             data["window_end_kst"] = self.window_end.isoformat(sep=" ")
@@ -101,15 +105,18 @@ def extract_to_lv0(
     end: datetime | None,
     lineage: Lineage,
     log: Callable[[str], None] = lambda message: None,
+    warn: Callable[[str], None] = lambda message: None,
     page_size: int | None = None,
     page_bytes: int = PAGE_BYTES,
     reader: str = "auto",
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
 ) -> ExtractionResult:
     """Copy the window of ``entry`` from ``legacy`` into lv0 on ``datahub``, atomically.
 
     ``reader`` picks the page reader: ``copy`` (PostgreSQL sources), ``dbapi`` (any source, the
     SQL Server path), or ``auto``. Pages hold at most ``page_size`` rows (default: the catalog's)
-    and about ``page_bytes`` of COPY text.
+    and about ``page_bytes`` of COPY text. A change of the source's columns is reported through
+    ``warn``; a lock on the lv0 table held longer than ``lock_timeout_seconds`` fails the load.
     """
     began = time.monotonic()
     source, window, total = open_source(entry, legacy, start, end)
@@ -128,8 +135,11 @@ def extract_to_lv0(
     )
     log(f"{entry.qualified_name}: {total:,} source rows to read ({entry.mode})")
     last_report = began
-    with datahub.connect() as conn:
-        load = Lv0Load(conn, source, lineage)
+    with datahub.connect() as conn, naming_lock_holders(conn, f"lv0.{entry.name}", lock_timeout_seconds):
+        load = Lv0Load(conn, source, lineage, lock_timeout_seconds)
+        result.schema_changes = load.schema_changes
+        for change in load.schema_changes:
+            warn(f"{entry.qualified_name}: source columns changed: {change}")
         for page in prefetched(pages):
             load.write_page(page.copy_text)
             result.rows += page.rows

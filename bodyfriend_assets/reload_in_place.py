@@ -36,15 +36,19 @@ class Changes:
 
 
 class Analyze(ExecutableDDLElement):
-    """``ANALYZE <table>``: statistics for a table the next statements join or read right away."""
+    """``ANALYZE <table> [(<columns>)]``: statistics for a table the next statements join or read
+    right away (of ``columns`` only: a wide staged table's text columns take long to sample)."""
 
-    def __init__(self, table: sa.Table):
+    def __init__(self, table: sa.Table, columns: Sequence[str] = ()):
         self.table = table
+        self.columns = list(columns)
 
 
 @compiles(Analyze)
 def _analyze(element: Analyze, compiler, **kw) -> str:
-    return f"ANALYZE {compiler.preparer.format_table(element.table)}"
+    preparer = compiler.preparer
+    columns = f" ({', '.join(preparer.quote(c) for c in element.columns)})" if element.columns else ""
+    return f"ANALYZE {preparer.format_table(element.table)}{columns}"
 
 
 def merge_staged(
@@ -63,7 +67,7 @@ def merge_staged(
     ``written``: values set on every inserted or updated row besides ``columns`` (lineage);
     ``cleared``: target columns the staged rows no longer have, NULL in updated rows."""
     written = dict(written or {})
-    conn.execute(Analyze(staged))
+    conn.execute(Analyze(staged, keys))  # the planner joins by key: its row count and key statistics
     same_key = [target.c[k] == staged.c[k] for k in keys]
     deleted = conn.execute(sa.delete(target).where(~sa.exists().where(*same_key))).rowcount
     values = [c for c in columns if c not in keys]

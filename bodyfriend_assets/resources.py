@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from bodyfriend_assets import settings
+from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS
 
 
 @cache
@@ -28,7 +29,12 @@ class LegacyDatabase(dg.ConfigurableResource):
 
 
 class DataHub(dg.ConfigurableResource):
-    """The Data Hub PostgreSQL: ``BODYFRIEND_DATAHUB_URL`` or the embedded server."""
+    """The Data Hub PostgreSQL: ``BODYFRIEND_DATAHUB_URL`` or the embedded server.
+
+    ``lock_timeout_seconds``: how long a load waits for a lock on its table before failing with
+    the table and the lock's holders named (``table_locks``)."""
+
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
 
     def engine(self) -> Engine:
         return _engine(settings.datahub_url())

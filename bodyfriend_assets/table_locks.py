@@ -10,10 +10,12 @@ their query), instead of waiting in silence.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from contextlib import contextmanager
 
 import psycopg2.errors
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 DEFAULT_LOCK_TIMEOUT_SECONDS = 60.0
@@ -32,9 +34,10 @@ def set_lock_timeout(conn: Connection, seconds: float) -> None:
 
 
 @contextmanager
-def naming_lock_holders(conn: Connection, table: str, seconds: float):
-    """Turn a lock timeout inside the block into :class:`LockTimeout` naming ``table`` (schema.name)
-    and the sessions holding locks on it. The transaction is rolled back."""
+def naming_lock_holders(conn: Connection, table: str, seconds: float, reads: Sequence[str] = ()):
+    """Turn a lock timeout inside the block into :class:`LockTimeout` naming ``table``
+    (schema.name) and the sessions holding locks on it or on the tables it ``reads``. The
+    transaction is rolled back."""
     try:
         yield
     except (sa.exc.OperationalError, psycopg2.errors.LockNotAvailable) as err:
@@ -43,32 +46,33 @@ def naming_lock_holders(conn: Connection, table: str, seconds: float):
         conn.rollback()
         raise LockTimeout(
             f"{table}: could not lock the table within {seconds:g}s (lock_timeout); "
-            f"{describe_lock_holders(conn, table)}. Nothing was written."
+            f"{describe_lock_holders(conn, [table, *reads])}. Nothing was written."
         ) from None
 
 
-def describe_lock_holders(conn: Connection, table: str) -> str:
-    """``held by pid 123 (application 'psql', AccessExclusiveLock, query 'LOCK TABLE lv0.x')``."""
+def describe_lock_holders(conn: Connection, tables: Sequence[str]) -> str:
+    """``held by pid 123 on lv0.x (application 'psql', AccessExclusiveLock, query 'LOCK TABLE lv0.x')``."""
     locks = sa.table("pg_locks", sa.column("pid"), sa.column("relation"), sa.column("mode"),
                      sa.column("granted"), schema="pg_catalog")
     activity = sa.table("pg_stat_activity", sa.column("pid"), sa.column("application_name"),
                         sa.column("query"), schema="pg_catalog")
+    relation = sa.cast(sa.cast(locks.c.relation, postgresql.REGCLASS), sa.Text)
     holders = conn.execute(
-        sa.select(locks.c.pid, activity.c.application_name, locks.c.mode, activity.c.query)
+        sa.select(locks.c.pid, relation, activity.c.application_name, locks.c.mode, activity.c.query)
         .select_from(locks.join(activity, locks.c.pid == activity.c.pid))
         .where(
-            locks.c.relation == sa.func.to_regclass(sa.literal(table)),
+            locks.c.relation.in_([sa.func.to_regclass(sa.literal(t)) for t in tables]),
             locks.c.granted,
             locks.c.pid != sa.func.pg_backend_pid(),
         )
-        .order_by(locks.c.pid)
+        .order_by(locks.c.pid, relation)
     ).all()
     conn.rollback()
     if not holders:
         return "no session holds a lock on it any more"
     return "held by " + "; ".join(
-        f"pid {pid} (application {application or '-'!r}, {mode}, query {first_words(query)!r})"
-        for pid, application, mode, query in holders
+        f"pid {pid} on {name} (application {application or '-'!r}, {mode}, query {first_words(query)!r})"
+        for pid, name, application, mode, query in holders
     )
 
 

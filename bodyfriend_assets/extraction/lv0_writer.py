@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from bodyfriend_assets.extraction.schema_drift import plan_drift
+from bodyfriend_assets.extraction.schema_drift import GONE, plan_drift
 from bodyfriend_assets.extraction.source import SourceTable
 from bodyfriend_assets.reload_in_place import merge_staged
 from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS, set_lock_timeout
@@ -128,7 +128,8 @@ class Lv0Load:
         reflected = sa.inspect(self.conn).get_columns(self.target.name, schema=LV0_SCHEMA)
         existing = {c["name"]: c["type"].compile(dialect=dialect) for c in reflected}
         expected = {c.name: c.type.compile(dialect=dialect) for c in self.target.columns}
-        plan = plan_drift(f"lv0.{self.target.name}", self.source.entry.qualified_name, existing, expected)
+        reported = {c["name"] for c in reflected if (c.get("comment") or "").startswith(GONE)}
+        plan = plan_drift(f"lv0.{self.target.name}", self.source.entry.qualified_name, existing, expected, reported)
         preparer = self.conn.dialect.identifier_preparer
         table = preparer.format_table(self.target)
         for name in plan.added:
@@ -140,7 +141,11 @@ class Lv0Load:
             )
         for column in reflected:
             if column["name"] in plan.gone:
-                self.target.append_column(sa.Column(column["name"], column["type"]))
+                kept = sa.Column(column["name"], column["type"], comment=column.get("comment"))
+                self.target.append_column(kept)
+                if column["name"] not in reported:
+                    kept.comment = f"{GONE} {self.source.entry.qualified_name} since {self.lineage.partition}"
+                    self.conn.execute(sa.schema.SetColumnComment(kept))
         self.cleared_columns = plan.gone
         self.schema_changes = [f"lv0.{self.target.name}.{change}" for change in plan.report]
 

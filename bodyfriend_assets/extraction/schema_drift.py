@@ -8,8 +8,10 @@
   kept when the old lv0 type already holds every value of the new one (the source narrowed), and
   otherwise refused: the load fails naming the table, the column and both types.
 
-Every change is reported (the materialization's ``schema_changes`` and a warning in the run log),
-so lv1 hears of a dropped column from lv0, not from ``column s.x does not exist``.
+Every change is reported once (the materialization's ``schema_changes`` and a warning in the run
+log), so lv1 hears of a dropped column from lv0, not from ``column s.x does not exist``. A column
+kept after the source dropped it says so in its comment (``GONE``), which is how later loads know
+it was already reported.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 
 # Integer types by the decimal digits they hold.
 _INTEGER_DIGITS = {"SMALLINT": 5, "INTEGER": 10, "BIGINT": 19}
+GONE = "gone from the source"  # how a kept column's comment starts
 _NUMERIC = re.compile(r"^NUMERIC(?:\((\d+), *(\d+)\))?$")
 # type -> the types whose every value it holds exactly (besides itself and the rules above).
 _HOLDS = {
@@ -42,9 +45,11 @@ class DriftPlan:
     report: list[str] = field(default_factory=list)
 
 
-def plan_drift(table: str, source: str, existing: dict[str, str], expected: dict[str, str]) -> DriftPlan:
+def plan_drift(table: str, source: str, existing: dict[str, str], expected: dict[str, str],
+               reported_gone: set[str] = frozenset()) -> DriftPlan:
     """Compare lv0's columns (``existing``, name -> compiled type) with the ones the source now
-    gives (``expected``); raise :class:`SchemaDriftError` for a change lv0 cannot take."""
+    gives (``expected``); raise :class:`SchemaDriftError` for a change lv0 cannot take.
+    ``reported_gone``: kept columns an earlier load already reported."""
     plan = DriftPlan()
     for name, type_ in expected.items():
         if name not in existing:
@@ -65,7 +70,8 @@ def plan_drift(table: str, source: str, existing: dict[str, str], expected: dict
     for name in existing:
         if name not in expected:
             plan.gone.append(name)
-            plan.report.append(f"{name} gone from the source; kept, NULL in new and updated rows")
+            if name not in reported_gone:
+                plan.report.append(f"{name} {GONE}; kept, NULL in new and updated rows")
     return plan
 
 

@@ -13,8 +13,9 @@ lv0, not one per table and check (process start-up cost more than loading a smal
   small tables load beside them.
 
 Each table is still its own asset, with its own materialization and checks (``lv0.checks``),
-evaluated right after its load. A table whose load fails is reported and the others still load;
-the step then fails, so nothing downstream runs on a day with a missing table.
+evaluated right after its load (``materialize_in_order``). A table whose load fails, or fails a
+blocking check, is reported and the others still load; the layers above skip only what reads it,
+and the run ends failed, naming it.
 """
 
 import warnings
@@ -26,15 +27,16 @@ import dagster as dg
 import sqlalchemy as sa
 
 from bodyfriend_assets.catalog import Catalog, LegacyTable
-from bodyfriend_assets.check_timing import timed_check
 from bodyfriend_assets.extraction.engine import extract_to_lv0
 from bodyfriend_assets.extraction.lv0_writer import Lineage
 from bodyfriend_assets.legacy import legacy_key
 from bodyfriend_assets.lv0.checks import evaluate_lv0_check, lv0_check_specs
 from bodyfriend_assets.lv0.keys import lv0_key
+from bodyfriend_assets.materialize_in_order import StepItem, materialize_in_order
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions, naive_window
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
+from bodyfriend_assets.skips_per_asset import SKIPS_PER_ASSET_TAGS
 
 # Single-run backfills are what make a year of partitions one keyset pass; the API is stable
 # in practice but still labelled beta.
@@ -65,7 +67,7 @@ def lv0_spec(entry: LegacyTable) -> dg.AssetSpec:
             "mode": entry.mode,
             "large": entry.large,
         },
-        # A table whose load failed yields nothing; the step fails after loading the others.
+        # A table whose load failed yields nothing; the others still load.
         skippable=True,
     )
 
@@ -84,6 +86,7 @@ def build_lv0_assets(entries: Sequence[LegacyTable], *, name: str, pool: str | N
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=pool,
+        op_tags=SKIPS_PER_ASSET_TAGS,
         description=(
             f"Raw copies of {len(entries)} legacy table(s), loaded one after the other"
             + (f" in the {pool} pool." if pool else ".")
@@ -139,41 +142,30 @@ def _exclusive(engine: sa.Engine, pool: str | None):
 
 
 def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDatabase, datahub: DataHub):
-    selected = context.selected_asset_keys
-    selected_checks = context.selected_asset_check_keys
     keys = context.partition_key_range
     partition = keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
     start, end = naive_window(context.partition_time_window)
-    failures: list[str] = []
-    for entry in entries:
-        key = lv0_key(entry)
-        checks = [spec for spec in lv0_check_specs(entry) if spec.key in selected_checks]
-        if key in selected:
-            lineage = Lineage(
-                loaded_at=datetime.now(timezone.utc),
-                run_id=context.run.run_id,
-                partition=keys.end if entry.mode == "snapshot" else partition,
-            )
-            try:
-                result = extract_to_lv0(
-                    entry, legacy.engine(), datahub.engine(), start=start, end=end,
-                    lineage=lineage, log=context.log.info,
-                )
-            except CONNECTION_ERRORS:
-                raise  # the whole step is retried (the loads are idempotent)
-            except Exception as err:  # this table's own error: the others still load
-                context.log.error(f"lv0.{entry.name} failed: {err}")
-                failures.append(f"{entry.qualified_name}: {err}")
-                continue
-            yield dg.MaterializeResult(
-                asset_key=key, metadata={**result.as_metadata(), "partitions": partition}
-            )
-        for spec in checks:
-            yield timed_check(lambda: evaluate_lv0_check(
-                entry, spec.name, legacy.engine(), datahub.engine(), context.partition_time_window
-            ))
-    if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} lv0 table(s) failed:\n" + "\n".join(failures),
-            allow_retries=False,
+
+    def load(item: StepItem) -> dg.MaterializeResult:
+        entry = item.subject
+        lineage = Lineage(
+            loaded_at=datetime.now(timezone.utc),
+            run_id=context.run.run_id,
+            partition=keys.end if entry.mode == "snapshot" else partition,
         )
+        result = extract_to_lv0(
+            entry, legacy.engine(), datahub.engine(), start=start, end=end, lineage=lineage,
+            log=context.log.info, warn=context.log.warning, lock_timeout_seconds=datahub.lock_timeout_seconds,
+        )
+        return dg.MaterializeResult(asset_key=item.key, metadata={**result.as_metadata(), "partitions": partition})
+
+    def evaluate(item: StepItem, spec: dg.AssetCheckSpec) -> dg.AssetCheckResult:
+        return evaluate_lv0_check(
+            item.subject, spec.name, legacy.engine(), datahub.engine(), context.partition_time_window
+        )
+
+    items = [
+        StepItem(entry, lv0_key(entry), f"lv0.{entry.name}", frozenset(), lv0_check_specs(entry))
+        for entry in entries
+    ]
+    yield from materialize_in_order(context, items, materialize=load, evaluate=evaluate)

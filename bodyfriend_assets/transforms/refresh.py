@@ -80,7 +80,8 @@ def refresh_model(conn: Connection, model: SqlModel, window: PartitionWindow,
     # Two runs refreshing one table (a backfill beside the nightly run) take turns.
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(model.qualified_name))))
     set_lock_timeout(conn, lock_timeout_seconds)
-    with naming_lock_holders(conn, model.qualified_name, lock_timeout_seconds):
+    reads = sorted(".".join(table) for table in model.upstream)
+    with naming_lock_holders(conn, model.qualified_name, lock_timeout_seconds, reads):
         if model.mode == "incremental":
             rows_changed, rows_read = _upsert(conn, model, window)
         else:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from bodyfriend_assets import settings
+from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS
 
 # In production, definitions that cannot connect fail to load, naming the missing variable, so
 # the code location shows the error in the UI at start-up instead of at the night's first step.
@@ -68,7 +69,12 @@ class LegacyDatabase(dg.ConfigurableResource):
 
 class DataHub(dg.ConfigurableResource):
     """The Data Hub PostgreSQL: ``BODYFRIEND_DATAHUB_URL``; in development mode, when unset, the
-    embedded server. ``BODYFRIEND_ENV=production`` requires the variable."""
+    embedded server. ``BODYFRIEND_ENV=production`` requires the variable.
+
+    ``lock_timeout_seconds``: how long a load waits for a lock on its table before failing with
+    the table and the lock's holders named (``table_locks``)."""
+
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         _log_mode(context, "Data Hub", settings.datahub_url())

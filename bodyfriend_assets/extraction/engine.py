@@ -44,6 +44,7 @@ from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, prefetched
 from bodyfriend_assets.extraction.source import KeysetRead, SourceTable
 from bodyfriend_assets.partitions import FIRST_PARTITION_START, last_partition_of, start_of_tomorrow
 from bodyfriend_assets.table_metadata import size_metadata, table_metadata, window_partitions
+from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS, naming_lock_holders
 
 PROGRESS_EVERY_SECONDS = 5.0
 KEY_PAGE_FACTOR = 10  # a delete-pass page holds this many times page_size keys (a few bytes each)
@@ -60,11 +61,12 @@ class ExtractionResult:
     rows: int = 0  # rows read and written
     pages: int = 0
     bytes: int = 0
-    rows_changed: int = 0  # lv0 rows inserted or updated (snapshot: rows in the new table)
+    rows_changed: int = 0  # lv0 rows inserted or updated (snapshot: and deleted)
     rows_deleted: int = 0  # incremental: lv0 rows whose key the source no longer holds
     source_keys: int = 0  # incremental: keys the delete pass read
     delete_seconds: float = 0.0
     nul_characters_removed: int = 0
+    schema_changes: list[str] = field(default_factory=list)  # how lv0 followed the source's columns
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -87,6 +89,8 @@ class ExtractionResult:
             "nul_characters_removed": self.nul_characters_removed,
             "mode": self.mode,
         }
+        if self.schema_changes:
+            data["schema_changes"] = "\n".join(self.schema_changes)
         if self.mode == "incremental":
             start = self.window_start.isoformat(sep=" ") if self.window_start else "open (the first partition)"
             data["window_start_kst"] = start
@@ -165,17 +169,21 @@ def extract_to_lv0(
     end: datetime | None,
     lineage: Lineage,
     log: Callable[[str], None] = lambda message: None,
+    warn: Callable[[str], None] = lambda message: None,
     page_size: int | None = None,
     page_bytes: int = PAGE_BYTES,
     reader: str = "auto",
     floating_from: datetime | None = None,
+    lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
 ) -> ExtractionResult:
     """Copy the window of ``entry`` from ``legacy`` into lv0 on ``datahub``, atomically.
 
     ``reader`` picks the page reader: ``copy`` (PostgreSQL sources), ``dbapi`` (any source, the
     SQL Server path), or ``auto``. Pages hold at most ``page_size`` rows (default: the catalog's)
     and about ``page_bytes`` of COPY text. ``floating_from`` (default: the start of tomorrow,
-    KST): incremental rows stamped at or after it are read by every load.
+    KST): incremental rows stamped at or after it are read by every load. A change of the
+    source's columns is reported through ``warn``; a lock on the lv0 table held longer than
+    ``lock_timeout_seconds`` fails the load.
     """
     began = time.monotonic()
     floating_from = floating_from or start_of_tomorrow()
@@ -195,8 +203,11 @@ def extract_to_lv0(
     floating = FloatingRows(floating_from, last_partition_of(end)) if incremental else None
     log(f"{entry.qualified_name}: {total:,} source rows to read ({entry.mode})")
     last_report = began
-    with datahub.connect() as conn:
-        load = Lv0Load(conn, source, lineage, floating)
+    with datahub.connect() as conn, naming_lock_holders(conn, f"lv0.{entry.name}", lock_timeout_seconds):
+        load = Lv0Load(conn, source, lineage, floating, lock_timeout_seconds)
+        result.schema_changes = load.schema_changes
+        for change in load.schema_changes:
+            warn(f"{entry.qualified_name}: source columns changed: {change}")
         for page in prefetched(pages):
             load.write_page(page.copy_text)
             result.rows += page.rows

@@ -7,11 +7,15 @@
   (``write_source_keys``) go to a second temporary table and lv0 rows whose key is not among
   them are deleted (``delete_missing``), in the same transaction (``engine`` says why that order
   never deletes a row the source holds).
-- snapshot: pages are COPYed into ``lv0.<table>__incoming``, created in the same transaction, which
-  then replaces ``lv0.<table>`` by rename.
+- snapshot: pages are COPYed into a temporary staging table (keyed, so a key the source returns
+  twice is refused), which is then merged into ``lv0.<table>`` in place (``reload_in_place``): rows
+  gone from the source deleted, changed rows updated, new rows inserted, unchanged rows untouched.
+  The table itself stays, with its grants, the views built on it, its comments and indexes.
 
 Until the commit, readers see the previous rows; if the process dies, PostgreSQL rolls the
-transaction back, temporary and half-built tables included, and a re-run starts clean.
+transaction back, temporary tables included, and a re-run starts clean. Every load waits at most
+``lock_timeout_seconds`` for a lock on its table (``table_locks``), and a change of the source's
+columns is followed or refused by one policy for both modes (``schema_drift``).
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from bodyfriend_assets.extraction.schema_drift import GONE, plan_drift
 from bodyfriend_assets.extraction.source import SourceTable
 from bodyfriend_assets.partitions import FIRST_PARTITION_START, START_DATE
+from bodyfriend_assets.reload_in_place import merge_staged
+from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS, set_lock_timeout
 
 LV0_SCHEMA = "lv0"
 # psycopg2 reads COPY input from its file object in chunks of this size (its default is 8 kB:
@@ -81,16 +88,19 @@ class FloatingRows:
 class Lv0Load:
     """One transaction's load of pages into lv0; use ``write_page`` then ``commit``."""
 
-    def __init__(
-        self, conn: Connection, source: SourceTable, lineage: Lineage, floating: FloatingRows | None = None
-    ):
+    def __init__(self, conn: Connection, source: SourceTable, lineage: Lineage,
+                 floating: FloatingRows | None = None,
+                 lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS):
         self.conn = conn
         self.source = source
         self.lineage = lineage
         self.floating = floating
+        self.lock_timeout_seconds = lock_timeout_seconds
         self.target = lv0_table(source)
         self.incremental = source.entry.mode == "incremental"
         self.rows_changed = 0  # incremental: lv0 rows inserted or updated so far
+        self.schema_changes: list[str] = []  # how lv0 followed the source's columns (schema_drift)
+        self.cleared_columns: list[str] = []  # lv0 columns the source lost: NULL in written rows
         self._cursor = conn.connection.driver_connection.cursor()
         self._prepare()
 
@@ -103,31 +113,27 @@ class Lv0Load:
         self.conn.execute(
             sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"{LV0_SCHEMA}.{self.source.entry.name}")))
         )
+        # Only then a bounded wait: any other lock on the table is someone else's.
+        set_lock_timeout(self.conn, self.lock_timeout_seconds)
+        self.target.create(self.conn, checkfirst=True)
+        self._check_target_columns()
+        keys = self.source.entry.key_columns
+        self.staging = sa.Table(
+            f"_staging_{self.source.entry.name}",
+            sa.MetaData(),
+            *(sa.Column(c.name, c.lv0_type) for c in self.source.columns),
+            # A snapshot's keys are unique in the source: a key read twice fails its COPY.
+            *([] if self.incremental else [sa.PrimaryKeyConstraint(*keys)]),
+            prefixes=["TEMPORARY"],
+            postgresql_on_commit="DROP",
+        )
+        self.staging.create(self.conn)
         if self.incremental:
-            self.target.create(self.conn, checkfirst=True)
-            self._check_target_columns()
             # lv1's incremental models read lv0 by ``_partition``: a day's rows, not the table.
             partition_index = sa.Index(f"{self.target.name}__partition", self.target.c["_partition"])
             self.conn.execute(sa.schema.CreateIndex(partition_index, if_not_exists=True))
-            self.staging = self._temporary_table(
-                f"_staging_{self.source.entry.name}", [(c.name, c.lv0_type) for c in self.source.columns]
-            )
             self._prepare_merge()
-            self._copy_into = self.staging
-            self._suffix = ""
-        else:
-            self.incoming = lv0_table(self.source, f"{self.source.entry.name}__incoming")
-            self.incoming.create(self.conn)
-            self._copy_into = self.incoming
-            self._suffix = "".join(
-                "\t" + v
-                for v in (
-                    self.lineage.loaded_at.isoformat(sep=" "),
-                    _escape(self.lineage.run_id),
-                    _escape(self.lineage.partition),
-                )
-            )
-        self._copy_sql = self._copy_statement(self._copy_into)
+        self._copy_sql = self._copy_statement(self.staging)
 
     def _temporary_table(self, name: str, columns: list[tuple[str, sa.types.TypeEngine]]) -> sa.Table:
         """A temporary table of this load's transaction (dropped at its end, or with it)."""
@@ -143,27 +149,33 @@ class Lv0Load:
         columns = ", ".join(preparer.quote(c.name) for c in table.columns)
         return f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
 
+
     def _check_target_columns(self) -> None:
-        """lv0 must have the source's columns with the same types; never adapt it silently."""
+        """Follow the source's column changes in lv0, or refuse them (``schema_drift``)."""
         dialect = postgresql.dialect()
-        existing = {
-            c["name"]: c["type"].compile(dialect=dialect)
-            for c in sa.inspect(self.conn).get_columns(self.target.name, schema=LV0_SCHEMA)
-        }
+        reflected = sa.inspect(self.conn).get_columns(self.target.name, schema=LV0_SCHEMA)
+        existing = {c["name"]: c["type"].compile(dialect=dialect) for c in reflected}
         expected = {c.name: c.type.compile(dialect=dialect) for c in self.target.columns}
-        if existing != expected:
-            missing = sorted(set(expected) - set(existing))
-            extra = sorted(set(existing) - set(expected))
-            changed = sorted(
-                f"{n} ({existing[n]} -> {expected[n]})"
-                for n in set(existing) & set(expected)
-                if existing[n] != expected[n]
+        reported = {c["name"] for c in reflected if (c.get("comment") or "").startswith(GONE)}
+        plan = plan_drift(f"lv0.{self.target.name}", self.source.entry.qualified_name, existing, expected, reported)
+        preparer = self.conn.dialect.identifier_preparer
+        table = preparer.format_table(self.target)
+        for name in plan.added:
+            column = sa.schema.CreateColumn(sa.Column(name, self.target.c[name].type))
+            self.conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column.compile(dialect=dialect)}")
+        for name in plan.widened:
+            self.conn.exec_driver_sql(
+                f"ALTER TABLE {table} ALTER COLUMN {preparer.quote(name)} TYPE {expected[name]}"
             )
-            raise Lv0WriteError(
-                f"lv0.{self.target.name} no longer matches {self.source.entry.qualified_name}: "
-                f"new source columns {missing}, columns gone from the source {extra}, "
-                f"changed types {changed}. Migrate lv0.{self.target.name} (or drop it to reload)."
-            )
+        for column in reflected:
+            if column["name"] in plan.gone:
+                kept = sa.Column(column["name"], column["type"], comment=column.get("comment"))
+                self.target.append_column(kept)
+                if column["name"] not in reported:
+                    kept.comment = f"{GONE} {self.source.entry.qualified_name} since {self.lineage.partition}"
+                    self.conn.execute(sa.schema.SetColumnComment(kept))
+        self.cleared_columns = plan.gone
+        self.schema_changes = [f"lv0.{self.target.name}.{change}" for change in plan.report]
 
     def _prepare_merge(self) -> None:
         """The statements that merge one staged page into lv0 (built once per load)."""
@@ -218,7 +230,7 @@ class Lv0Load:
             updated = [*non_keys, "_loaded_at", "_run_id", "_partition"]
             upsert = insert.on_conflict_do_update(
                 index_elements=key_names,
-                set_={n: insert.excluded[n] for n in updated},
+                set_={n: insert.excluded[n] for n in updated} | {n: sa.null() for n in self.cleared_columns},
                 where=sa.tuple_(*(target.c[n] for n in non_keys)).is_distinct_from(
                     sa.tuple_(*(insert.excluded[n] for n in non_keys))
                 ),
@@ -242,9 +254,6 @@ class Lv0Load:
     def write_page(self, copy_text: bytes) -> None:
         if not copy_text:
             return
-        if self._suffix:
-            suffix = self._suffix.encode("utf-8")
-            copy_text = copy_text.replace(b"\n", suffix + b"\n")
         try:
             self._cursor.copy_expert(self._copy_sql, io.BytesIO(copy_text), size=COPY_CHUNK_BYTES)
         except psycopg2.errors.UniqueViolation as err:
@@ -328,25 +337,24 @@ class Lv0Load:
     # -- commit ----------------------------------------------------------------------------
 
     def finish(self) -> int:
-        """Commit the load (a snapshot is swapped in first); returns how many lv0 rows were
-        inserted or changed."""
+        """Commit the load (a snapshot is merged in first); returns how many lv0 rows were
+        inserted, changed or (snapshot) deleted."""
         changed = self.rows_changed if self.incremental else self._swap()
         self.conn.commit()
         return changed
 
     def _swap(self) -> int:
-        name = self.source.entry.name
-        old = sa.Table(name, sa.MetaData(), schema=LV0_SCHEMA)
-        preparer = self.conn.dialect.identifier_preparer
-        self.conn.execute(sa.schema.DropTable(old, if_exists=True))
-        self.conn.exec_driver_sql(
-            f"ALTER TABLE {preparer.format_table(self.incoming)} RENAME TO {preparer.quote(name)}"
+        """Make lv0 hold the staged snapshot, in place; returns the rows deleted, updated, inserted."""
+        lineage = {
+            "_loaded_at": sa.literal(self.lineage.loaded_at, sa.DateTime(timezone=True)),
+            "_run_id": sa.literal(self.lineage.run_id),
+            "_partition": sa.literal(self.lineage.partition),
+        }
+        changes = merge_staged(
+            self.conn, self.target, self.staging, self.source.entry.key_columns,
+            [c.name for c in self.source.columns], written=lineage, cleared=self.cleared_columns,
         )
-        self.conn.exec_driver_sql(
-            f"ALTER INDEX {preparer.quote_schema(LV0_SCHEMA)}.{preparer.quote(name + '__incoming_pkey')} "
-            f"RENAME TO {preparer.quote(name + '_pkey')}"
-        )
-        return self.conn.execute(sa.select(sa.func.count()).select_from(self.target)).scalar_one()
+        return changes.rows
 
 
 def ensure_schema(engine: sa.Engine, schema: str) -> None:
@@ -357,6 +365,3 @@ def ensure_schema(engine: sa.Engine, schema: str) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("create schema"))))
         conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
 
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")

@@ -14,11 +14,12 @@ each one's checks right after it:
 - ``salesforce_errors`` (WARN): the rows Heroku Connect marked FAILED (``_hc_lastop``/``_hc_err``),
   with the fields and Salesforce's message, customer values masked.
 
-A child whose parent failed (or failed its blocking check) is skipped in the step; the step
-then fails. Before loading, the step checks the tables: in production it only verifies that
-every column it writes exists (failing, naming object and column, otherwise); in development
-(the embedded Data Hub, or ``BODYFRIEND_HC_MODE=development``) it creates them first, with the
-Heroku Connect stand-in.
+A child whose parent failed (or failed its blocking check) is skipped, and so is an object
+whose lv2 table failed or was skipped earlier in the run; the other objects still load, and the
+run ends failed naming what did not (``materialize_in_order``). Before loading, the step checks
+the tables: in production it only verifies that every column it writes exists (failing, naming
+object and column, otherwise); in development (the embedded Data Hub, or
+``BODYFRIEND_HC_MODE=development``) it creates them first, with the Heroku Connect stand-in.
 """
 
 
@@ -33,7 +34,6 @@ import sqlalchemy as sa
 
 from bodyfriend_assets import settings
 from bodyfriend_assets.catalog import Catalog
-from bodyfriend_assets.check_timing import timed_check
 from bodyfriend_assets.hc.load import HcLoadError, LoadResult, load_object
 from bodyfriend_assets.hc.mapping import HcMapping, HcObject, check_against_models, load_mapping
 from bodyfriend_assets.hc.sync_errors import refused_rows
@@ -46,9 +46,11 @@ from bodyfriend_assets.hc.tables import (
     quarantine_table,
     verify_hc_tables,
 )
+from bodyfriend_assets.materialize_in_order import StepItem, materialize_in_order
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions
 from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
+from bodyfriend_assets.skips_per_asset import SKIPS_PER_ASSET_TAGS
 from bodyfriend_assets.transforms.assets import model_dag_id  # the lv2 rule: lv1_dag_<DB>.<TABLE>
 from bodyfriend_assets.transforms.models import SqlModel
 from bodyfriend_assets.transforms.refresh import PartitionWindow
@@ -121,6 +123,7 @@ def build_hc_assets(
         can_subset=True,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        op_tags=SKIPS_PER_ASSET_TAGS,
         description="The Heroku Connect tables, loaded from `lv2` in PostgreSQL, parents first.",
     )
     def _hc_objects(context: dg.AssetExecutionContext, datahub: DataHub, heroku_connect: HerokuConnect):
@@ -154,51 +157,40 @@ def _load_selected(context, ordered: Sequence[HcObject], model_of, mapping: HcMa
         except HcSchemaError as err:
             raise dg.Failure(description=str(err), allow_retries=False) from None
 
-    stopped: dict[str, str] = {}  # object -> why its children must not load
-    failures: list[str] = []
-    for obj in todo:
-        key = hc_key(obj)
-        checks = [spec for spec in _check_specs(obj) if spec.key in selected_checks]
-        stopped_parents = [p for p in obj.parents if p in stopped]
-        if stopped_parents:
-            reason = "; ".join(f"{p}: {stopped[p]}" for p in stopped_parents)
-            context.log.warning(f"{obj.object} skipped: {reason}")
-            stopped[obj.object] = "skipped"
-            continue
-        result: LoadResult | None = None
+    loaded: dict[str, LoadResult] = {}  # object -> this run's load, for its quarantine check
+
+    def load(item: StepItem) -> dg.MaterializeResult:
+        obj = item.subject
         with engine.connect() as conn:
-            if key in selected:
-                try:
-                    result = load_object(
-                        conn, obj, model_of[obj.object], mapping,
-                        schema=schema, run_id=context.run.run_id, window=window,
-                    )
-                except CONNECTION_ERRORS:
-                    raise
-                except (HcLoadError, sa.exc.DBAPIError) as err:
-                    conn.rollback()
-                    message = str(getattr(err, "orig", None) or err).strip()
-                    context.log.error(f"{obj.object} failed: {message}")
-                    failures.append(f"{obj.object}: {message}")
-                    stopped[obj.object] = "failed"
-                    continue
-                # The counts are the materialization's metadata, not repeated in a log line.
-                yield dg.MaterializeResult(
-                    asset_key=key,
-                    metadata={**result.as_metadata(), "partitions": _partitions(window), "hc_mode": mode},
-                )
-            for spec in checks:
-                evaluation = timed_check(
-                    lambda: _evaluate(spec.name, conn, obj, mapping, schema, key, result, context.run.run_id)
-                )
-                conn.rollback()
-                if not evaluation.passed and spec.blocking:
-                    stopped[obj.object] = f"blocking check {spec.name} failed"
-                yield evaluation
-    if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} hc object(s) failed:\n" + "\n".join(failures), allow_retries=False
+            result = load_object(
+                conn, obj, model_of[obj.object], mapping, schema=schema, run_id=context.run.run_id, window=window,
+            )
+        loaded[obj.object] = result
+        # The counts are the materialization's metadata, not repeated in a log line.
+        return dg.MaterializeResult(
+            asset_key=item.key,
+            metadata={**result.as_metadata(), "partitions": _partitions(window), "hc_mode": mode},
         )
+
+    def evaluate(item: StepItem, spec: dg.AssetCheckSpec) -> dg.AssetCheckResult:
+        obj = item.subject
+        with engine.connect() as conn:
+            return _evaluate(
+                spec.name, conn, obj, mapping, schema, item.key, loaded.get(obj.object), context.run.run_id
+            )
+
+    items = [
+        StepItem(
+            obj, hc_key(obj), obj.object,
+            frozenset([dg.AssetKey(["lv2", model_of[obj.object].name]),
+                       *(hc_key(mapping.by_object(p)) for p in obj.parents)]),
+            _check_specs(obj),
+        )
+        for obj in todo
+    ]
+    yield from materialize_in_order(
+        context, items, materialize=load, evaluate=evaluate, item_errors=(HcLoadError, sa.exc.DBAPIError)
+    )
 
 
 # -- checks ------------------------------------------------------------------------------------

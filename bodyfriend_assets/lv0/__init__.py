@@ -2,19 +2,22 @@
 
 Each asset is daily-partitioned in Korean time and backfills a range of days in one run and one
 keyset pass. Incremental tables load the rows whose cursor falls in the partition window (plus
-the entry's look-back) and upsert them by key; snapshot tables copy the whole table and swap it in.
+the entry's look-back) and upsert them by key; snapshot tables copy the whole table and merge it
+in place.
 
-The assets are computed by two subsettable multi-assets, so a daily run starts two processes for
-lv0, not one per table and check (process start-up cost more than loading a small table):
+The assets are computed by a few subsettable multi-assets, so a daily run starts a few processes
+for lv0, not one per table and check (process start-up cost more than loading a small table):
 
-- ``lv0_tables``: the small tables, loaded one after the other;
+- ``lv0_tables_1``, ``lv0_tables_2``: the small tables, dealt between the steps in catalog order
+  (so two step workers share them), each step loading its tables one after the other;
 - ``lv0_large_tables``: the tables marked ``large``, one after the other, in the ``large_tables``
   pool, so large extractions never overlap each other (in one run or across runs) while the
   small tables load beside them.
 
 Each table is still its own asset, with its own materialization and checks (``lv0.checks``),
-evaluated right after its load. A table whose load fails is reported and the others still load;
-the step then fails, so nothing downstream runs on a day with a missing table.
+evaluated right after its load (``materialize_in_order``). A table whose load fails, or fails a
+blocking check, is reported and the others still load; the layers above skip only what reads it,
+and the run ends failed, naming it.
 """
 
 import warnings
@@ -24,17 +27,18 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from bodyfriend_assets.catalog import Catalog, LegacyTable
-from bodyfriend_assets.check_timing import timed_check
 from bodyfriend_assets.extraction.engine import extract_to_lv0
 from bodyfriend_assets.extraction.lv0_writer import Lineage
 from bodyfriend_assets.legacy import legacy_key
 from bodyfriend_assets.lv0 import history
 from bodyfriend_assets.lv0.checks import evaluate_lv0_check, lv0_check_specs
 from bodyfriend_assets.lv0.keys import lv0_key
+from bodyfriend_assets.materialize_in_order import StepItem, materialize_in_order
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions, naive_window
 from bodyfriend_assets.pools import exclusive_pool as _exclusive
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
-from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
+from bodyfriend_assets.retries import retry_connection_errors
+from bodyfriend_assets.skips_per_asset import SKIPS_PER_ASSET_TAGS
 
 # Single-run backfills are what make a year of partitions one keyset pass; the API is stable
 # in practice but still labelled beta.
@@ -69,7 +73,7 @@ def lv0_spec(entry: LegacyTable) -> dg.AssetSpec:
             "mode": entry.mode,
             "large": entry.large,
         },
-        # A table whose load failed yields nothing; the step fails after loading the others.
+        # A table whose load failed yields nothing; the others still load.
         skippable=True,
     )
 
@@ -88,6 +92,7 @@ def build_lv0_assets(entries: Sequence[LegacyTable], *, name: str, pool: str | N
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=pool,
+        op_tags=SKIPS_PER_ASSET_TAGS,
         description=(
             f"Raw copies of {len(entries)} legacy table(s), loaded one after the other"
             + (f" in the `{pool}` pool." if pool else ".")
@@ -122,43 +127,34 @@ def lv0_assets(catalog: Catalog, small_table_steps: int = SMALL_TABLE_STEPS) -> 
 
 
 def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDatabase, datahub: DataHub):
-    selected = context.selected_asset_keys
-    selected_checks = context.selected_asset_check_keys
     keys = context.partition_key_range
     partition = keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
     start, end = naive_window(context.partition_time_window)
-    failures: list[str] = []
-    for entry in entries:
-        key = lv0_key(entry)
-        checks = [spec for spec in lv0_check_specs(entry) if spec.key in selected_checks]
-        if key in selected:
-            lineage = Lineage(
-                loaded_at=datetime.now(timezone.utc),
-                run_id=context.run.run_id,
-                partition=keys.end if entry.mode == "snapshot" else partition,
-            )
-            try:
-                window = history.window_to_load(context, entry, datahub.engine(), start, end)
-                result = extract_to_lv0(
-                    entry, legacy.engine(), datahub.engine(), start=window.start, end=window.end,
-                    lineage=lineage, log=context.log.info,
-                )
-                restored = history.record(datahub.engine(), entry, window, context.run.run_id)
-            except CONNECTION_ERRORS:
-                raise  # the whole step is retried (the loads are idempotent)
-            except Exception as err:  # this table's own error: the others still load
-                context.log.error(f"lv0.{entry.name} failed: {err}")
-                failures.append(f"{entry.qualified_name}: {err}")
-                continue
-            yield dg.MaterializeResult(
-                asset_key=key, metadata={**result.as_metadata(), **restored, "partitions": partition}
-            )
-        for spec in checks:
-            yield timed_check(lambda: evaluate_lv0_check(
-                entry, spec.name, legacy.engine(), datahub.engine(), context.partition_time_window
-            ))
-    if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} lv0 table(s) failed:\n" + "\n".join(failures),
-            allow_retries=False,
+
+    def load(item: StepItem) -> dg.MaterializeResult:
+        entry = item.subject
+        lineage = Lineage(
+            loaded_at=datetime.now(timezone.utc),
+            run_id=context.run.run_id,
+            partition=keys.end if entry.mode == "snapshot" else partition,
         )
+        window = history.window_to_load(context, entry, datahub.engine(), start, end)
+        result = extract_to_lv0(
+            entry, legacy.engine(), datahub.engine(), start=window.start, end=window.end, lineage=lineage,
+            log=context.log.info, warn=context.log.warning, lock_timeout_seconds=datahub.lock_timeout_seconds,
+        )
+        restored = history.record(datahub.engine(), entry, window, context.run.run_id)
+        return dg.MaterializeResult(
+            asset_key=item.key, metadata={**result.as_metadata(), **restored, "partitions": partition}
+        )
+
+    def evaluate(item: StepItem, spec: dg.AssetCheckSpec) -> dg.AssetCheckResult:
+        return evaluate_lv0_check(
+            item.subject, spec.name, legacy.engine(), datahub.engine(), context.partition_time_window
+        )
+
+    items = [
+        StepItem(entry, lv0_key(entry), f"lv0.{entry.name}", frozenset(), lv0_check_specs(entry))
+        for entry in entries
+    ]
+    yield from materialize_in_order(context, items, materialize=load, evaluate=evaluate)

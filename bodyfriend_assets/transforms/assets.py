@@ -5,8 +5,9 @@ with its own materializations and checks, and its upstream assets read from its 
 computed by a single op because every model runs inside PostgreSQL: a step per table would
 spend more time starting Dagster processes (~0.8 s each) than refreshing small tables. The op
 refreshes the selected models in dependency order and evaluates their checks right after each
-one; a failed blocking check or a failed model skips the models that read it in the same step,
-the others still run, and the step then fails so that nothing downstream of it runs either.
+one (``materialize_in_order``); a failed model, or one that failed a blocking check, and an lv0
+table that did either earlier in the run, skip only the models that read them: the others still
+run, and so does the hc step after this one.
 """
 
 
@@ -18,11 +19,12 @@ import dagster as dg
 import sqlalchemy as sa
 
 from bodyfriend_assets.catalog import Catalog
-from bodyfriend_assets.check_timing import timed_check
 from bodyfriend_assets.markdown import quote_code
+from bodyfriend_assets.materialize_in_order import StepItem, materialize_in_order
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions
 from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
+from bodyfriend_assets.skips_per_asset import SKIPS_PER_ASSET_TAGS
 from bodyfriend_assets.transforms.checks import (
     KEY_CHECK,
     evaluate_key_check,
@@ -76,64 +78,46 @@ def build_sql_assets(
         can_subset=True,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        op_tags=SKIPS_PER_ASSET_TAGS,
         description="The `lv1` and `lv2` tables, refreshed in PostgreSQL in dependency order.",
     )
     def _sql_models(context: dg.AssetExecutionContext, datahub: DataHub):
         keys = context.partition_key_range
         window = PartitionWindow(keys.start, keys.end)
         with retry_connection_errors(context):
-            yield from _refresh_selected(context, ordered, window, datahub.engine())
+            yield from _refresh_selected(context, ordered, window, datahub)
 
     return _sql_models
 
 
-def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWindow, engine: sa.Engine):
-    selected = context.selected_asset_keys
-    selected_checks = context.selected_asset_check_keys
+def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWindow, datahub: DataHub):
+    engine = datahub.engine()
     with engine.begin() as conn:
         ensure_functions(conn)
-    stopped: dict[tuple[str, str], str] = {}  # model table -> why its readers must not run
-    failures: list[str] = []
-    for model in ordered:
-        key = model_key(model)
-        checks = [c for c in model_check_specs(model, key) if c.key in selected_checks]
-        if key not in selected and not checks:
-            continue
-        stopped_upstream = sorted(t for t in model.upstream if t in stopped)
-        if stopped_upstream:
-            reason = "; ".join(f"{'.'.join(t)}: {stopped[t]}" for t in stopped_upstream)
-            context.log.warning(f"{model.qualified_name} skipped: {reason}")
-            stopped[model.table] = "skipped"
-            continue
+
+    def refresh(item: StepItem) -> dg.MaterializeResult:
+        model = item.subject
         with engine.connect() as conn:
-            if key in selected:
-                try:
-                    result = refresh_model(conn, model, window)
-                except CONNECTION_ERRORS:
-                    raise
-                except Exception as err:  # a model's own error: its readers skip, the rest runs
-                    conn.rollback()
-                    context.log.error(f"{model.qualified_name} failed: {err}")
-                    failures.append(f"{model.qualified_name}: {err}")
-                    stopped[model.table] = "failed"
-                    continue
-                # The counts are the materialization's metadata: no log line repeats them (each is
-                # a stored event, and they add up on a daily run).
-                yield dg.MaterializeResult(
-                    asset_key=key,
-                    metadata={**result.as_metadata(), **_window_metadata(model, window)},
-                )
-            for spec in checks:
-                evaluation = timed_check(lambda: _evaluate(conn, model, spec.name, key))
-                conn.rollback()
-                if not evaluation.passed and spec.blocking:
-                    stopped[model.table] = f"blocking check {spec.name} failed"
-                yield evaluation
-    if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} model(s) failed:\n" + "\n".join(failures),
-            allow_retries=False,
+            result = refresh_model(conn, model, window, datahub.lock_timeout_seconds)
+        # The counts are the materialization's metadata: no log line repeats them (each is a
+        # stored event, and they add up on a daily run).
+        return dg.MaterializeResult(
+            asset_key=item.key, metadata={**result.as_metadata(), **_window_metadata(model, window)}
         )
+
+    def evaluate(item: StepItem, spec: dg.AssetCheckSpec) -> dg.AssetCheckResult:
+        with engine.connect() as conn:
+            return _evaluate(conn, item.subject, spec.name, item.key)
+
+    items = [
+        StepItem(
+            model, model_key(model), model.qualified_name,
+            frozenset(dg.AssetKey(list(table)) for table in model.upstream),
+            model_check_specs(model, model_key(model)),
+        )
+        for model in ordered
+    ]
+    yield from materialize_in_order(context, items, materialize=refresh, evaluate=evaluate)
 
 
 def _evaluate(conn, model: SqlModel, check_name: str, key: dg.AssetKey) -> dg.AssetCheckResult:

@@ -43,7 +43,7 @@ from bodyfriend_assets.catalog import IDENTIFIER
 LAYERS = ("lv1", "lv2")
 PARTITION_COLUMN = "_partition"
 PARTITION_PARAMETERS = ("partition_start", "partition_end")
-# A model's table is also built as <name>__incoming; both must fit PostgreSQL's 63 characters.
+# A model's table is also staged as a temporary table with a longer name; both must fit in 63.
 MAX_NAME_LENGTH = 63 - len("__incoming")
 
 _FIELDS = {"key", "mode", "driving", "lookback_days", "source", "dag_id", "index", "references"}

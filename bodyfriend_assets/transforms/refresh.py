@@ -4,8 +4,10 @@
   table, then upserted into ``<layer>.<name>`` by key. A row whose values did not change is not
   touched, so re-running a window changes nothing. The table is created on first use from the
   model's shape, with its key as primary key and an index on ``_partition``.
-- full: the model is built into ``<layer>.<name>__incoming``, which then replaces the table by
-  rename. Readers see the old table or the new one, never a half-built one.
+- full: the model is built into a temporary table, which is then merged into the table in place
+  (``reload_in_place``): only rows that differ are deleted, updated or inserted, and the table
+  keeps its grants, the views built on it and its comments. Readers see the old rows or the new,
+  never a half-built table, and are not blocked (row locks only).
 
 Either way a failure rolls everything back. Identifiers reach SQL through SQLAlchemy (validated
 model names, quoted by its preparer); the partition bounds are bound parameters.
@@ -21,44 +23,14 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.schema import CreateTableAs, ExecutableDDLElement
+from sqlalchemy.schema import CreateTableAs
 
 from bodyfriend_assets.table_metadata import table_metadata
+from bodyfriend_assets.reload_in_place import Analyze, merge_staged, replace_all
+from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS, naming_lock_holders, set_lock_timeout
 from bodyfriend_assets.transforms.models import PARTITION_COLUMN, SqlModel
 
 TEMPORARY_SCHEMA = "pg_temp"  # the session's own schema of temporary tables
-# A full model's swap waits for readers of the old table; rather than hang the nightly run behind
-# a forgotten session, give up (a lock timeout is retried like a lost connection).
-LOCK_TIMEOUT = "10min"
-
-# -- DDL SQLAlchemy has no construct for --------------------------------------------------------
-
-
-class RenameTable(ExecutableDDLElement):
-    """``ALTER TABLE <schema>.<old> RENAME TO <new>``."""
-
-    def __init__(self, table: sa.Table, new_name: str):
-        self.table = table
-        self.new_name = new_name
-
-
-@compiles(RenameTable)
-def _rename_table(element: RenameTable, compiler, **kw) -> str:
-    preparer = compiler.preparer
-    return f"ALTER TABLE {preparer.format_table(element.table)} RENAME TO {preparer.quote(element.new_name)}"
-
-
-class Analyze(ExecutableDDLElement):
-    """``ANALYZE <table>``: a model built in this step is read by the next one right away."""
-
-    def __init__(self, table: sa.Table):
-        self.table = table
-
-
-@compiles(Analyze)
-def _analyze(element: Analyze, compiler, **kw) -> str:
-    return f"ANALYZE {compiler.preparer.format_table(element.table)}"
 
 
 # -- what a refresh reports ---------------------------------------------------------------------
@@ -101,20 +73,26 @@ class RefreshError(RuntimeError):
 # -- the refresh -------------------------------------------------------------------------------
 
 
-def refresh_model(conn: Connection, model: SqlModel, window: PartitionWindow) -> RefreshResult:
-    """Refresh ``model``'s table for ``window`` and commit; roll back everything on error."""
+def refresh_model(conn: Connection, model: SqlModel, window: PartitionWindow,
+                  lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS) -> RefreshResult:
+    """Refresh ``model``'s table for ``window`` and commit; roll back everything on error. A lock
+    on the table held longer than ``lock_timeout_seconds`` fails it, naming who holds it."""
     began = time.monotonic()
-    conn.execute(sa.select(sa.func.set_config("lock_timeout", LOCK_TIMEOUT, True)))
     conn.execute(sa.schema.CreateSchema(model.layer, if_not_exists=True))
     # Two runs refreshing one table (a backfill beside the nightly run) take turns.
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(model.qualified_name))))
-    if model.mode == "incremental":
-        rows_changed, rows_read = _upsert(conn, model, window)
-    else:
-        rows_changed, rows_read = _rebuild(conn, model)
-    rows = conn.execute(sa.select(sa.func.count()).select_from(_table(model.name, model.layer))).scalar_one()
-    table = table_metadata(conn, model.layer, model.name, (window.start, window.end) if model.mode == "incremental" else None)
-    conn.commit()
+    set_lock_timeout(conn, lock_timeout_seconds)
+    reads = sorted(".".join(table) for table in model.upstream)
+    with naming_lock_holders(conn, model.qualified_name, lock_timeout_seconds, reads):
+        if model.mode == "incremental":
+            rows_changed, rows_read = _upsert(conn, model, window)
+        else:
+            rows_changed, rows_read = _rebuild(conn, model)
+        rows = conn.execute(sa.select(sa.func.count()).select_from(_table(model.name, model.layer))).scalar_one()
+        table = table_metadata(
+            conn, model.layer, model.name, (window.start, window.end) if model.mode == "incremental" else None
+        )
+        conn.commit()
     return RefreshResult(rows_changed, rows, rows_read, time.monotonic() - began, table)
 
 
@@ -173,41 +151,53 @@ def _create_incremental_table(conn: Connection, model: SqlModel, staging: sa.Tab
 
 
 def _rebuild(conn: Connection, model: SqlModel) -> tuple[int, int]:
-    incoming_name = f"{model.name}__incoming"
-    create = CreateTableAs(model_select(model), incoming_name, schema=model.layer)
-    conn.execute(sa.schema.DropTable(create.table, if_exists=True))
-    rows_read = conn.execute(create).rowcount
-    columns = _columns(conn, incoming_name, model.layer)
+    staging_name = f"_rebuild_{model.name}"
+    conn.execute(sa.schema.DropTable(_table(staging_name, TEMPORARY_SCHEMA), if_exists=True))
+    rows_read = conn.execute(CreateTableAs(model_select(model), staging_name, temporary=True)).rowcount
+    columns = _columns(conn, staging_name, TEMPORARY_SCHEMA)
     _require_columns(model, columns, model.key)
-    incoming = _table(incoming_name, model.layer, columns)
+    staged = _table(staging_name, TEMPORARY_SCHEMA, columns)
+    target = _table(model.name, model.layer, columns)
 
     existing = _columns(conn, model.name, model.layer)
-    old = _table(model.name, model.layer, existing)
-    if existing == columns:
-        changed = _rows_differing(conn, model, incoming, old)
-    elif existing:  # the model's columns changed: every row is new, every old one gone
-        changed = rows_read + conn.execute(sa.select(sa.func.count()).select_from(old)).scalar_one()
+    if not existing:
+        conn.execute(CreateTableAs(sa.select(*staged.c), model.name, schema=model.layer))
+        # Not unique: a duplicated key is the key check's to report (and block on), not a failed build.
+        _create_indexes(conn, model, target, [model.key, *model.indexes])
+        conn.execute(Analyze(target))
+        return rows_read, rows_read
+    if existing != columns:
+        _follow_model_columns(conn, model, existing, columns)
+    _create_indexes(conn, model, target, [model.key, *model.indexes])  # an index the header added
+    keys = [staged.c[k] for k in model.key]
+    keys_identify_rows = conn.execute(
+        sa.select(sa.literal(1)).select_from(staged).group_by(*keys)
+        .having(sa.or_(sa.func.count() > 1, *(k.is_(None) for k in keys))).limit(1)
+    ).first() is None
+    if keys_identify_rows:
+        changes = merge_staged(conn, target, staged, model.key, list(columns))
     else:
-        changed = rows_read
-
-    conn.execute(sa.schema.DropTable(old, if_exists=True))
-    conn.execute(RenameTable(incoming, model.name))
-    target = _table(model.name, model.layer, columns)
-    # Not unique: a duplicated key is the key check's to report (and block on), not a failed build.
-    _create_indexes(conn, model, target, [model.key, *model.indexes])
-    conn.execute(Analyze(target))
-    return changed, rows_read
+        changes = replace_all(conn, target, staged, list(columns))
+    conn.execute(sa.schema.DropTable(staged))
+    return changes.rows, rows_read
 
 
-def _rows_differing(conn: Connection, model: SqlModel, new_table: sa.Table, old_table: sa.Table) -> int:
-    """Rows inserted, changed or deleted between the old table and the new, matched by key."""
-    new, old = new_table.alias("new"), old_table.alias("old")
-    matched = sa.and_(*(new.c[k] == old.c[k] for k in model.key))
-    return conn.execute(
-        sa.select(sa.func.count())
-        .select_from(new.join(old, matched, full=True))
-        .where(sa.tuple_(*new.c).is_distinct_from(sa.tuple_(*old.c)))
-    ).scalar_one()
+def _follow_model_columns(conn: Connection, model: SqlModel, existing: dict[str, str], columns: dict[str, str]) -> None:
+    """The model's SELECT changed shape (a new version of its file): add its new columns, drop the
+    ones it no longer returns and retype the others, in place; every row is then rewritten from
+    the model, so a retyped column starts empty. A view using a dropped or retyped column makes
+    PostgreSQL refuse, naming the view."""
+    preparer = conn.dialect.identifier_preparer
+    table = preparer.format_table(_table(model.name, model.layer))
+    for name, type_ in columns.items():
+        column = preparer.quote(name)
+        if name not in existing:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {type_}")
+        elif existing[name] != type_:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {type_} USING NULL")
+    for name in existing:
+        if name not in columns:
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {preparer.quote(name)}")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -216,7 +206,7 @@ def _rows_differing(conn: Connection, model: SqlModel, new_table: sa.Table, old_
 def _create_indexes(conn: Connection, model: SqlModel, target: sa.Table, indexes) -> None:
     for columns in indexes:
         index = sa.Index(_index_name(model.name, columns), *(target.c[c] for c in columns))
-        conn.execute(sa.schema.CreateIndex(index))
+        conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _table(name: str, schema: str, columns: dict[str, str] | None = None) -> sa.Table:

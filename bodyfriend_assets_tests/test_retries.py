@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from bodyfriend_assets import retries, settings
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.demo.generator import seed_legacy
-from bodyfriend_assets.lv0 import SMALL_TABLES_OP, build_lv0_asset
+from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets, lv0_key
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets_tests.conftest import rows
 from bodyfriend_assets_tests.daemon import messages, run_group, running_daemon, step_retries, write_dagster_home
@@ -274,6 +274,8 @@ def test_the_daemon_relaunches_a_run_after_a_connection_fault_but_not_after_bad_
     the ERP refuses, is not relaunched and its step was not retried."""
     legacy_url, datahub_url = platform_env
     entry = load_catalog().by_name("r_goods")
+    # the nightly job's lv0 step that loads r_goods
+    step = next(a.op.name for a in lv0_assets(load_catalog()) if lv0_key(entry) in a.keys)
     role = f"erp_reader_{uuid.uuid4().hex[:8]}"
     admin = pg_server_url.set(database="postgres")
     rows(admin, f'CREATE ROLE "{role}" LOGIN SUPERUSER PASSWORD \'reader\'')
@@ -289,7 +291,7 @@ def test_the_daemon_relaunches_a_run_after_a_connection_fault_but_not_after_bad_
             **{retries.FIRST_DELAY_VAR: "0.5", retries.MAX_DELAY_VAR: "2", retries.WINDOW_VAR: "4"},
         ) as daemon:
             # 1. a connection fault outlasting the step's retries: the run is relaunched
-            first = daemon.launch("2024-01-03", SMALL_TABLES_OP)
+            first = daemon.launch("2024-01-03", step)
             failed = daemon.wait_for_end(first)
             assert failed.status == dg.DagsterRunStatus.FAILURE
             _admin(admin, f'CREATE DATABASE "{legacy_url.database}"')
@@ -306,12 +308,12 @@ def test_the_daemon_relaunches_a_run_after_a_connection_fault_but_not_after_bad_
 
             # 2. bad data (a source table gone): failed at once, not relaunched
             rows(legacy_url, f"DROP TABLE {entry.source_schema}.r_goods")
-            bad_data = daemon.launch("2024-01-04", SMALL_TABLES_OP)
+            bad_data = daemon.launch("2024-01-04", step)
             _assert_not_relaunched(daemon, bad_data, "R_GOODS not found")
 
             # 3. a login the ERP refuses: failed at once, not relaunched
             rows(admin, f'ALTER ROLE "{role}" NOLOGIN')
-            refused = daemon.launch("2024-01-05", SMALL_TABLES_OP)
+            refused = daemon.launch("2024-01-05", step)
             _assert_not_relaunched(daemon, refused, "login refused")
             # The daemon relaunched the first run within seconds of its failure; by now it has
             # seen the other two failures, and relaunched neither.

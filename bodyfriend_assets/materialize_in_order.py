@@ -124,10 +124,19 @@ def _later_platform_step(context: dg.AssetExecutionContext) -> bool:
         for child in layer.asset_graph.get(key).child_keys:
             if child in own or child not in layer.selected_asset_keys:
                 continue
-            tags = layer.asset_graph.get(child).assets_def.op.tags or {}
-            if tags.get(SKIPS_PER_ASSET) == "true":
+            op = layer.asset_graph.get(child).assets_def.op
+            if (op.tags or {}).get(SKIPS_PER_ASSET) == "true" and _runs_in_this_run(context, op.name):
                 return True
     return False
+
+
+def _runs_in_this_run(context: dg.AssetExecutionContext, op_name: str) -> bool:
+    """Whether the step of ``op_name`` is part of this run: a run of selected ops, or a
+    re-execution of some steps, leaves the others out of the run although the job has them."""
+    if not context.job_def.has_node_named(op_name):
+        return False
+    step_keys = context.run.step_keys_to_execute
+    return step_keys is None or op_name in step_keys
 
 
 class RunOutcome:

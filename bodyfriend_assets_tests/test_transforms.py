@@ -261,7 +261,7 @@ def test_a_failing_model_leaves_its_table_as_it_was_and_the_other_models_still_r
     result = dg.materialize([build(models)], partition_key=PARTITION, resources=RESOURCES, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
-    assert "lv1.numbers" in str(failure.event_specific_data.error)
+    assert "lv1/numbers" in str(failure.event_specific_data.error)
     assert _materialized(result) == {"lv1/codes"}
     assert _query(code_book, "SELECT * FROM lv1.numbers ORDER BY 1, 2") == before
     assert not _query(code_book, "SELECT 1 FROM pg_tables WHERE tablename = 'numbers__incoming'")

@@ -205,7 +205,7 @@ def _check_specs(obj: HcObject) -> list[dg.AssetCheckSpec]:
         ),
     ]
     if _parent_lookups(obj):
-        parents = ", ".join(obj.parents)
+        parents = ", ".join(f"`{p}`" for p in obj.parents)
         specs.append(dg.AssetCheckSpec(
             LOOKUP_CHECK, asset=key, blocking=True,
             description=f"Every `{obj.object}` lookup names a record in the hc tables of {parents}.",

@@ -66,7 +66,11 @@ def ensure_database(url: URL | str) -> bool:
             if not IDENTIFIER.match(url.database or ""):
                 raise ValueError(f"database name {url.database!r} is not a plain identifier")
             quoted = admin.dialect.identifier_preparer.quote(url.database)
-            conn.exec_driver_sql(f"CREATE DATABASE {quoted} ENCODING 'UTF8' TEMPLATE template0")
+            try:
+                conn.exec_driver_sql(f"CREATE DATABASE {quoted} ENCODING 'UTF8' TEMPLATE template0")
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                # Another process (a step started beside this one) created it first.
+                return False
             log.info("created database %s", url.database)
             return True
     finally:

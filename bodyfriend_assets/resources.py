@@ -12,7 +12,7 @@ never answers fails the try in seconds instead of holding it for minutes.
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 
 import dagster as dg
 import sqlalchemy as sa
@@ -36,17 +36,36 @@ def timeout_connect_args(url: URL, connect_seconds: int, statement_seconds: int)
     return {}
 
 
-@cache
-def _engine(url: URL, connect_seconds: int, statement_seconds: int) -> Engine:
-    return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=2, max_overflow=4,
-        connect_args=timeout_connect_args(url, connect_seconds, statement_seconds),
-    )
+_engines: dict[tuple[URL, int, int], Engine] = {}
+_engines_lock = threading.Lock()
 
 
 def engine_for(url: URL) -> Engine:
-    """The process's engine for ``url``, with the configured timeouts."""
-    return _engine(url, settings.connect_timeout(), settings.statement_timeout())
+    """The process's engine for ``url``, with the configured timeouts (one per process, pooled)."""
+    key = (url, settings.connect_timeout(), settings.statement_timeout())
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = sa.create_engine(
+                url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                connect_args=timeout_connect_args(url, *key[1:]),
+            )
+        return engine
+
+
+def dispose_engines(url: URL | None = None) -> None:
+    """Close the pooled connections this process holds (to ``url``, or to every database) and
+    forget those engines.
+
+    A run worker exits after its run, but a process that runs many runs one after another
+    (an in-process ``materialize``, a test session, a code server) would otherwise keep idle
+    connections to every database it ever touched. A connection in use at this moment is
+    closed when it is returned."""
+    with _engines_lock:
+        keys = [key for key in _engines if url is None or key[0] == url]
+        engines = [_engines.pop(key) for key in keys]
+    for engine in engines:
+        engine.dispose()
 
 
 def _log_mode(context: dg.InitResourceContext, what: str, url: URL) -> None:
@@ -66,6 +85,9 @@ class LegacyDatabase(dg.ConfigurableResource):
     def engine(self) -> Engine:
         return engine_for(settings.legacy_url())
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        dispose_engines(settings.legacy_url())
+
 
 class DataHub(dg.ConfigurableResource):
     """The Data Hub PostgreSQL: ``BODYFRIEND_DATAHUB_URL``; in development mode, when unset, the
@@ -81,3 +103,6 @@ class DataHub(dg.ConfigurableResource):
 
     def engine(self) -> Engine:
         return engine_for(settings.datahub_url())
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        dispose_engines(settings.datahub_url())

@@ -10,7 +10,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.engine import Engine
 
@@ -19,6 +19,7 @@ from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import Lineage, Lv0Load
 from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, copy_pages, dbapi_pages, prefetched
 from bodyfriend_assets.extraction.source import SourceTable
+from bodyfriend_assets.partitions import naive_kst
 
 PROGRESS_EVERY_SECONDS = 5.0
 
@@ -30,7 +31,8 @@ class ExtractionResult:
     window_start: datetime | None
     window_end: datetime | None
     source_rows: int  # rows in the read window when the load started
-    rows: int = 0  # rows read and written
+    load_started: datetime | None = None  # naive KST, before the source was first asked
+    rows: int = 0  # rows read (the read window, look-back included) and written
     pages: int = 0
     bytes: int = 0
     rows_changed: int = 0  # lv0 rows inserted or updated (snapshot: rows in the new table)
@@ -44,21 +46,25 @@ class ExtractionResult:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
     def as_metadata(self) -> dict:
+        # One name per figure: the read window (look-back included, the whole range in a range
+        # run) is what these count; a partition's own rows are in the checks' metadata.
         data = {
-            "rows": self.rows,
+            "rows_read": self.rows,
             "pages": self.pages,
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
-            "source_rows": self.source_rows,
+            "read_window_source_rows": self.source_rows,
             "rows_changed": self.rows_changed,
             "nul_characters_removed": self.nul_characters_removed,
             "mode": self.mode,
         }
+        if self.load_started is not None:
+            data["load_started_kst"] = self.load_started.isoformat(sep=" ", timespec="seconds")
         if self.window_start is not None:
-            data["window_start_kst"] = self.window_start.isoformat(sep=" ")
-            data["window_end_kst"] = self.window_end.isoformat(sep=" ")
+            data["read_window_start_kst"] = self.window_start.isoformat(sep=" ")
+            data["read_window_end_kst"] = self.window_end.isoformat(sep=" ")
         return data
 
 
@@ -112,6 +118,7 @@ def extract_to_lv0(
     and about ``page_bytes`` of COPY text.
     """
     began = time.monotonic()
+    load_started = naive_kst(datetime.now(timezone.utc))
     source, window, total = open_source(entry, legacy, start, end)
     sizer = PageSizer(page_size or entry.page_size, page_bytes, source.estimated_row_bytes)
     encoder = RowEncoder([c.lv0_type for c in source.columns])
@@ -125,6 +132,7 @@ def extract_to_lv0(
         window_start=start - timedelta(minutes=entry.lookback_minutes) if entry.mode == "incremental" else None,
         window_end=end if entry.mode == "incremental" else None,
         source_rows=total,
+        load_started=load_started,
     )
     log(f"{entry.qualified_name}: {total:,} source rows to read ({entry.mode})")
     last_report = began

@@ -8,7 +8,8 @@ case-insensitively and named in lv0 by their lower-case names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import cached_property
 from datetime import datetime
 
@@ -75,6 +76,12 @@ class SourceTable:
         table._check_against_catalog()
         return table
 
+    def keys_only(self) -> SourceTable:
+        """The same table read for its cursor and key columns only: a key-only keyset scan
+        with the page readers, in the same (cursor, key) order."""
+        wanted = set(self.entry.key_columns) | {self.entry.cursor_column}
+        return replace(self, columns=tuple(c for c in self.columns if c.name in wanted))
+
     def _check_against_catalog(self) -> None:
         by_name = {c.name: c for c in self.columns}
         if len(by_name) != len(self.columns):
@@ -124,7 +131,10 @@ class SourceTable:
         source = self._table_clause
         expression_names = {e.name.lower() for e in self.entry.expressions}
         items = [source.c[c.source_name] for c in self.columns if c.name not in expression_names]
+        read = {c.name for c in self.columns}
         for expression in self.entry.expressions:
+            if expression.name.lower() not in read:
+                continue  # a key-only read (``keys_only``)
             function = _function(self.entry, expression.function, self.on_sql_server)
             items.append(function(self._column(expression.argument.lower())).label(expression.name))
         return items
@@ -175,6 +185,14 @@ class SourceTable:
             sa.select(sa.func.count())
             .select_from(self._table_clause)
             .where(*(column == value for column, value in zip(self.order_by, last)))
+        )
+
+    def with_keys(self, keys: Sequence[Sequence]):
+        """A predicate selecting the rows whose catalog key is one of ``keys`` (bound values;
+        expanded column by column, as SQL Server has no row-value IN)."""
+        columns = [self._column(k) for k in self.entry.key_columns]
+        return sa.or_(
+            *(sa.and_(*(column == value for column, value in zip(columns, key))) for key in keys)
         )
 
     def count_query(self, window) -> sa.Select:

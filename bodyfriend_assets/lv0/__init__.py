@@ -148,6 +148,7 @@ def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDat
     for entry in entries:
         key = lv0_key(entry)
         checks = [spec for spec in lv0_check_specs(entry) if spec.key in selected_checks]
+        load = {}  # what the checks know of this step's load of the table
         if key in selected:
             lineage = Lineage(
                 loaded_at=datetime.now(timezone.utc),
@@ -168,9 +169,10 @@ def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDat
             yield dg.MaterializeResult(
                 asset_key=key, metadata={**result.as_metadata(), "partitions": partition}
             )
+            load = {"load_started": result.load_started, "lineage": lineage}
         for spec in checks:
             yield timed_check(lambda: evaluate_lv0_check(
-                entry, spec.name, legacy.engine(), datahub.engine(), context.partition_time_window
+                entry, spec.name, legacy.engine(), datahub.engine(), context.partition_time_window, **load
             ))
     if failures:
         raise dg.Failure(

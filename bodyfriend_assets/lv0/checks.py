@@ -1,33 +1,65 @@
 """Asset checks on lv0, partition by partition. Both block downstream assets when they fail.
 
-- ``row_count_matches_source``: lv0 holds exactly as many rows as the source for the partition
-  window (cursor in ``[D 00:00, D+1 00:00)`` KST; the whole table for snapshots), so a short load
-  never feeds the layers above.
+- ``row_count_matches_source``: lv0 holds every key the source holds for the partition window
+  (cursor in ``[D 00:00, D+1 00:00)`` KST; the whole table for snapshots). The ERP is written
+  while the platform reads it, so the check compares keys, not counts, and tells a lost row
+  from one that changed under the load:
+
+  - the source window's keys and cursors are streamed by a key-only keyset scan (the extraction's
+    own page readers) into a temporary table in the Data Hub, one page at a time, and compared
+    there with lv0 both ways: memory stays one page, whatever the table size;
+  - a key in the source window that lv0 lacks (or holds in an older version), stamped before the
+    load began, was committed late (after the reader passed its place) or lost. Up to
+    ``REREAD_LIMIT`` of them are read again by key and upserted into lv0: a late row is then
+    loaded, and reported (``rows_loaded_late``). More than that is a loss, and fails, naming
+    some keys (keys only, never a row's values);
+  - a key stamped at or after the load's start changed or arrived while the load ran, and a
+    key in lv0's window that the source window no longer holds was moved out of the window or
+    deleted since: both are reported, not failed; the next run loads them;
+  - a snapshot has no stamps: keys it lacks are rows inserted while the table was read, reported
+    (the next night's snapshot holds them), unless there are more than ``REREAD_LIMIT``;
+  - a source row with a NULL key can never be loaded by key: it fails, with the count.
+
 - ``keys_unique_and_not_null``: the catalog keys identify lv0's rows of the window.
 
 They are evaluated in the lv0 step, right after the table's load (or alone, when only the
-checks are selected).
+checks are selected). The figures are named for what they count: ``source_rows_in_partitions``
+and ``lv0_rows_in_partitions`` are the partitions' own rows (the whole range in a range run,
+each day in ``rows_per_partition``); the materialization's ``rows_read`` counts its read window,
+look-back included.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from bodyfriend_assets.catalog import LegacyTable
-from bodyfriend_assets.extraction.lv0_writer import LV0_SCHEMA
+from bodyfriend_assets.extraction.copy_text import RowEncoder
+from bodyfriend_assets.extraction.engine import choose_reader
+from bodyfriend_assets.extraction.lv0_writer import COPY_CHUNK_BYTES, LV0_SCHEMA, Lineage, Lv0Load
+from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, copy_pages, dbapi_pages
 from bodyfriend_assets.extraction.source import SourceTable
 from bodyfriend_assets.lv0.keys import lv0_key
-from bodyfriend_assets.partitions import daily_partitions, naive_window
+from bodyfriend_assets.partitions import daily_partitions, naive_kst, naive_window
 
 # Partitioned asset checks are labelled preview; they are what lets a check look at one day.
 warnings.filterwarnings("ignore", message=".*partitions_def.*", category=dg.PreviewWarning)
 
 ROW_COUNT = "row_count_matches_source"
 KEYS = "keys_unique_and_not_null"
+# Keys found missing that the check reads again (a few late commits); more is a loss.
+REREAD_LIMIT = 1000
+# A key-only page: the byte bound (PAGE_BYTES) keeps it small whatever this says.
+KEY_PAGE_ROWS = 200_000
+EXAMPLES = 5
+REREAD_BATCH = 200  # keys per re-read query
 
 
 def lv0_check_specs(entry: LegacyTable) -> list[dg.AssetCheckSpec]:
@@ -38,7 +70,10 @@ def lv0_check_specs(entry: LegacyTable) -> list[dg.AssetCheckSpec]:
             asset=key,
             blocking=True,
             partitions_def=daily_partitions,
-            description=f"lv0.{entry.name} has as many rows as {entry.qualified_name} for the partition.",
+            description=(
+                f"lv0.{entry.name} holds every key {entry.qualified_name} held for the partition "
+                "before the load began (rows written during the load are reported, not failed)."
+            ),
         ),
         dg.AssetCheckSpec(
             KEYS,
@@ -51,11 +86,29 @@ def lv0_check_specs(entry: LegacyTable) -> list[dg.AssetCheckSpec]:
 
 
 def evaluate_lv0_check(
-    entry: LegacyTable, name: str, legacy: Engine, datahub: Engine, time_window
+    entry: LegacyTable,
+    name: str,
+    legacy: Engine,
+    datahub: Engine,
+    time_window,
+    *,
+    load_started: datetime | None = None,
+    lineage: Lineage | None = None,
+    reread_limit: int = REREAD_LIMIT,
 ) -> dg.AssetCheckResult:
-    """The result of check ``name`` on ``lv0.<entry>`` for the partitions of ``time_window``."""
+    """The result of check ``name`` on ``lv0.<entry>`` for the partitions of ``time_window``.
+
+    ``load_started``: when the load this check follows began (naive KST, the materialization's
+    ``load_started_kst``); without it the check's own start stands in, so every change up to now
+    counts as before the load. ``lineage``: what rows the check re-reads are stamped with (the
+    load's); ``reread_limit``: how many missing keys the check reads again before failing.
+    """
     if name == ROW_COUNT:
-        passed, metadata = _row_count(entry, legacy, datahub, time_window)
+        passed, metadata = _keys_match_source(
+            entry, legacy, datahub, time_window,
+            load_started=load_started or naive_kst(datetime.now(timezone.utc)),
+            lineage=lineage, reread_limit=reread_limit,
+        )
     elif name == KEYS:
         passed, metadata = _keys(entry, datahub, time_window)
     else:
@@ -75,18 +128,214 @@ def _lv0_window(entry: LegacyTable, time_window) -> tuple[sa.TableClause, list]:
     return table, [cursor >= start, cursor < end]
 
 
-def _row_count(entry: LegacyTable, legacy: Engine, datahub: Engine, time_window) -> tuple[bool, dict]:
-    start, end = naive_window(time_window)
+# -- row_count_matches_source: keys, both ways ----------------------------------------------------
+
+
+@dataclass
+class _Found:
+    """A set of keys the comparison found: how many, and a few of them (keys only)."""
+
+    count: int
+    examples: list[tuple]
+
+    def shown(self) -> str:
+        return ", ".join(str(tuple(k)) for k in self.examples) or "none"
+
+
+def _keys_match_source(
+    entry: LegacyTable, legacy: Engine, datahub: Engine, time_window, *,
+    load_started: datetime, lineage: Lineage | None, reread_limit: int,
+) -> tuple[bool, dict]:
+    incremental = entry.mode == "incremental"
+    start, end = naive_window(time_window) if incremental else (None, None)
+    metadata: dict = {"load_started_kst": load_started.isoformat(sep=" ", timespec="seconds")}
     with legacy.connect() as conn:
         source = SourceTable.reflect(conn, entry)
-        window = source.window(start, end) if entry.mode == "incremental" else None
-        source_rows = conn.execute(source.count_query(window)).scalar_one()
-    table, conditions = _lv0_window(entry, time_window)
-    with datahub.connect() as conn:
-        lv0_rows = conn.execute(
-            sa.select(sa.func.count()).select_from(table).where(*conditions)
+    lv0, conditions = _lv0_window(entry, time_window)
+    with datahub.connect() as hub:
+        if not sa.inspect(hub).has_table(entry.name, schema=LV0_SCHEMA):
+            return False, {**metadata, "error": f"lv0.{entry.name} does not exist"}
+        keys_source = source.keys_only()
+        scanned = _stream_source_keys(keys_source, legacy, hub, keys_source.window(start, end))
+        comparison = _Comparison(entry, hub, scanned, lv0, conditions, load_started)
+        late = comparison.late()
+        too_many = late.count > reread_limit
+        if incremental and late.count and not too_many:
+            keys = comparison.late_keys()
+            _reread(source, legacy, datahub, keys, lineage or _check_lineage(time_window))
+            vanished = comparison.late()  # not found again: deleted or moved out since the scan
+            metadata |= {
+                "rows_loaded_late": late.count - vanished.count,
+                "rows_loaded_late_keys": ", ".join(str(k) for k in keys[:EXAMPLES]),
+                "rows_gone_before_reread": vanished.count,
+            }
+        elif incremental:
+            metadata |= {"rows_loaded_late": 0}
+        else:
+            metadata |= {
+                "rows_added_during_load": 0 if too_many else late.count,
+                "rows_added_during_load_keys": "none" if too_many else late.shown(),
+            }
+        if too_many:
+            metadata |= {"missing_rows": late.count, "missing_keys": late.shown()}
+        if incremental:
+            during = comparison.changed_during_load()
+            metadata |= {
+                "rows_changed_during_load": during.count,
+                "rows_changed_during_load_keys": during.shown(),
+            }
+        gone = comparison.gone_from_source()
+        null_keys = comparison.null_keys()
+        counts = comparison.per_partition()
+    metadata |= {
+        "lv0_rows_gone_from_source": gone.count,
+        "lv0_rows_gone_from_source_keys": gone.shown(),
+        "source_rows_with_null_key": null_keys,
+    }
+    scope = "partitions" if incremental else "table"
+    metadata |= {
+        f"source_rows_in_{scope}": sum(s for s, _ in counts.values()),
+        f"lv0_rows_in_{scope}": sum(v for _, v in counts.values()),
+    }
+    if incremental:
+        metadata["rows_per_partition"] = dg.MetadataValue.json(
+            {day: {"source": s, "lv0": v} for day, (s, v) in sorted(counts.items())}
+        )
+    return null_keys == 0 and not too_many, metadata
+
+
+def _stream_source_keys(keys_source: SourceTable, legacy: Engine, hub: Connection, window) -> sa.Table:
+    """The source window's keys and cursors, page by page into a temporary table of ``hub``'s
+    transaction (dropped when it ends)."""
+    table = sa.Table(
+        f"_source_keys_{keys_source.entry.name}",
+        sa.MetaData(),
+        *(sa.Column(c.name, c.lv0_type) for c in keys_source.columns),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    table.create(hub)
+    sizer = PageSizer(KEY_PAGE_ROWS, PAGE_BYTES, keys_source.estimated_row_bytes)
+    if choose_reader(legacy, "auto") == "copy":
+        pages = copy_pages(keys_source, legacy, window, sizer)
+    else:
+        encoder = RowEncoder([c.lv0_type for c in keys_source.columns])
+        pages = dbapi_pages(keys_source, legacy, window, sizer, encoder)
+    preparer = hub.dialect.identifier_preparer
+    copy_sql = (
+        f"COPY {preparer.format_table(table)} "
+        f"({', '.join(preparer.quote(c.name) for c in table.columns)}) FROM STDIN"
+    )
+    with hub.connection.driver_connection.cursor() as cursor:
+        for page in pages:
+            cursor.copy_expert(copy_sql, io.BytesIO(page.copy_text), size=COPY_CHUNK_BYTES)
+    hub.exec_driver_sql(f"ANALYZE {preparer.format_table(table)}")
+    return table
+
+
+class _Comparison:
+    """The source window's keys (``scanned``) against lv0, in SQL: only counts and a few keys
+    come back."""
+
+    def __init__(self, entry: LegacyTable, hub: Connection, scanned: sa.Table, lv0: sa.TableClause,
+                 conditions: list, load_started: datetime):
+        self.entry, self.hub, self.scanned, self.conditions = entry, hub, scanned, conditions
+        self.load_started = load_started
+        self.lv0 = lv0
+        self.found = lv0.alias("found")
+        keys = entry.key_columns
+        self.has_key = sa.and_(*(scanned.c[k].is_not(None) for k in keys))
+        self.joined = scanned.outerjoin(self.found, sa.and_(*(scanned.c[k] == self.found.c[k] for k in keys)))
+        missing = self.found.c[keys[0]].is_(None)
+        cursor = entry.cursor_column
+        if cursor is None:
+            self.out_of_date, self.before_load, self.during_load = missing, sa.true(), sa.false()
+        else:
+            self.out_of_date = sa.or_(missing, self.found.c[cursor].is_distinct_from(scanned.c[cursor]))
+            self.before_load = scanned.c[cursor] < load_started
+            self.during_load = scanned.c[cursor] >= load_started
+
+    def _found(self, *conditions) -> _Found:
+        keys = [self.scanned.c[k] for k in self.entry.key_columns]
+        where = [self.has_key, self.out_of_date, *conditions]
+        count = self.hub.execute(sa.select(sa.func.count()).select_from(self.joined).where(*where)).scalar_one()
+        examples = self.hub.execute(
+            sa.select(*keys).select_from(self.joined).where(*where).order_by(*keys).limit(EXAMPLES)
+        ).all() if count else []
+        return _Found(count, [tuple(row) for row in examples])
+
+    def late(self) -> _Found:
+        """Source keys stamped before the load that lv0 lacks or holds in another version."""
+        return self._found(self.before_load)
+
+    def late_keys(self) -> list[tuple]:
+        keys = [self.scanned.c[k] for k in self.entry.key_columns]
+        rows = self.hub.execute(
+            sa.select(*keys).select_from(self.joined).where(self.has_key, self.out_of_date, self.before_load)
+        ).all()
+        return [tuple(row) for row in rows]
+
+    def changed_during_load(self) -> _Found:
+        return self._found(self.during_load)
+
+    def gone_from_source(self) -> _Found:
+        """Keys of lv0's window that the source window no longer holds."""
+        keys = [self.lv0.c[k] for k in self.entry.key_columns]
+        absent = ~sa.exists().where(*(self.scanned.c[k] == self.lv0.c[k] for k in self.entry.key_columns))
+        count = self.hub.execute(
+            sa.select(sa.func.count()).select_from(self.lv0).where(*self.conditions, absent)
         ).scalar_one()
-    return source_rows == lv0_rows, {"source_rows": source_rows, "lv0_rows": lv0_rows}
+        examples = self.hub.execute(
+            sa.select(*keys).where(*self.conditions, absent).order_by(*keys).limit(EXAMPLES)
+        ).all() if count else []
+        return _Found(count, [tuple(row) for row in examples])
+
+    def null_keys(self) -> int:
+        return self.hub.execute(
+            sa.select(sa.func.count()).select_from(self.scanned).where(sa.not_(self.has_key))
+        ).scalar_one()
+
+    def per_partition(self) -> dict[str, tuple[int, int]]:
+        """{day: (source rows, lv0 rows)} of the window; one entry, ``table``, for snapshots."""
+        cursor = self.entry.cursor_column
+        if cursor is None:
+            source = self.hub.execute(sa.select(sa.func.count()).select_from(self.scanned)).scalar_one()
+            lv0 = self.hub.execute(sa.select(sa.func.count()).select_from(self.lv0)).scalar_one()
+            return {"table": (source, lv0)}
+        counts: dict[str, list[int]] = {}
+        for side, (table, conditions) in enumerate(((self.scanned, []), (self.lv0, self.conditions))):
+            day = sa.func.to_char(table.c[cursor], "YYYY-MM-DD")
+            for partition, rows in self.hub.execute(
+                sa.select(day, sa.func.count()).select_from(table).where(*conditions).group_by(day)
+            ):
+                counts.setdefault(partition, [0, 0])[side] = rows
+        return {day: (s, v) for day, (s, v) in counts.items()}
+
+
+def _reread(source: SourceTable, legacy: Engine, datahub: Engine, keys: list[tuple], lineage: Lineage) -> None:
+    """Read the rows of ``keys`` again, by key, and upsert them into lv0 (one transaction)."""
+    sizer = PageSizer(source.entry.page_size, PAGE_BYTES, source.estimated_row_bytes)
+    reader = choose_reader(legacy, "auto")
+    with datahub.connect() as conn:
+        load = Lv0Load(conn, source, lineage)
+        for first in range(0, len(keys), REREAD_BATCH):
+            where = source.with_keys(keys[first:first + REREAD_BATCH])
+            if reader == "copy":
+                pages = copy_pages(source, legacy, where, sizer)
+            else:
+                pages = dbapi_pages(source, legacy, where, sizer, RowEncoder([c.lv0_type for c in source.columns]))
+            for page in pages:
+                load.write_page(page.copy_text)
+        load.finish()
+
+
+def _check_lineage(time_window) -> Lineage:
+    """What rows re-read by a check run alone (without its load) are stamped with."""
+    last_day = (naive_window(time_window)[1] - timedelta(days=1)).date().isoformat()
+    return Lineage(loaded_at=datetime.now(timezone.utc), run_id=ROW_COUNT, partition=last_day)
+
+
+# -- keys_unique_and_not_null -------------------------------------------------------------------
 
 
 def _keys(entry: LegacyTable, datahub: Engine, time_window) -> tuple[bool, dict]:

@@ -23,7 +23,9 @@ from bodyfriend_assets.partitions import daily_freshness, daily_partitions
 from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
 from bodyfriend_assets.transforms.checks import (
+    COMPLETE_CHECK,
     KEY_CHECK,
+    evaluate_completeness_check,
     evaluate_key_check,
     evaluate_reference_check,
     model_check_specs,
@@ -105,6 +107,7 @@ def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWin
             stopped[model.table] = "skipped"
             continue
         with engine.connect() as conn:
+            refreshed = None  # the refresh's snapshot, for the completeness check
             if key in selected:
                 try:
                     result = refresh_model(conn, model, window)
@@ -122,8 +125,9 @@ def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWin
                     asset_key=key,
                     metadata={**result.as_metadata(), **_window_metadata(model, window)},
                 )
+                refreshed = result.snapshot
             for spec in checks:
-                evaluation = timed_check(lambda: _evaluate(conn, model, spec.name, key))
+                evaluation = timed_check(lambda: _evaluate(conn, model, spec.name, key, window, refreshed))
                 conn.rollback()
                 if not evaluation.passed and spec.blocking:
                     stopped[model.table] = f"blocking check {spec.name} failed"
@@ -135,11 +139,15 @@ def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWin
         )
 
 
-def _evaluate(conn, model: SqlModel, check_name: str, key: dg.AssetKey) -> dg.AssetCheckResult:
+def _evaluate(
+    conn, model: SqlModel, check_name: str, key: dg.AssetKey, window: PartitionWindow, refreshed: str | None
+) -> dg.AssetCheckResult:
     """The check's result; a check that cannot run (a table missing) fails, naming why."""
     try:
         if check_name == KEY_CHECK:
             return evaluate_key_check(conn, model, key)
+        if check_name == COMPLETE_CHECK:
+            return evaluate_completeness_check(conn, model, key, window, refreshed)
         reference = next(r for r in model.references if r.check_name == check_name)
         return evaluate_reference_check(conn, model, reference, key)
     except CONNECTION_ERRORS:

@@ -2,7 +2,9 @@
 
 - incremental: the model's rows for the partition window are written to a temporary staging
   table, then upserted into ``<layer>.<name>`` by key. A row whose values did not change is not
-  touched, so re-running a window changes nothing. The table is created on first use from the
+  touched, so re-running a window changes nothing. Then the rows the SELECT can no longer
+  produce (their driving row or a required parent deleted below) are deleted
+  (``transforms.deletes``), whatever partition they are in. The table is created on first use from the
   model's shape, with its key as primary key and an index on ``_partition``.
 - full: the model is built into ``<layer>.<name>__incoming``, which then replaces the table by
   rename. Readers see the old table or the new one, never a half-built one.
@@ -24,6 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateTableAs, ExecutableDDLElement
 
+from bodyfriend_assets.transforms.deletes import vanished_rows
 from bodyfriend_assets.transforms.models import PARTITION_COLUMN, SqlModel
 
 TEMPORARY_SCHEMA = "pg_temp"  # the session's own schema of temporary tables
@@ -82,12 +85,15 @@ class RefreshResult:
     rows: int  # rows in the table afterwards
     rows_read: int  # rows the model returned
     seconds: float
+    rows_deleted: int = 0  # incremental: rows whose source rows are gone (full: in rows_changed)
+    snapshot: str | None = None  # pg_current_snapshot() when the refresh began (for its checks)
 
     def as_metadata(self) -> dict[str, object]:
         return {
             "rows_changed": self.rows_changed,
             "rows": self.rows,
             "rows_read": self.rows_read,
+            "rows_deleted": self.rows_deleted,
             "seconds": round(self.seconds, 3),
         }
 
@@ -106,13 +112,15 @@ def refresh_model(conn: Connection, model: SqlModel, window: PartitionWindow) ->
     conn.execute(sa.schema.CreateSchema(model.layer, if_not_exists=True))
     # Two runs refreshing one table (a backfill beside the nightly run) take turns.
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(model.qualified_name))))
+    snapshot = conn.execute(sa.select(sa.cast(sa.func.pg_current_snapshot(), sa.Text))).scalar_one()
+    rows_deleted = 0
     if model.mode == "incremental":
-        rows_changed, rows_read = _upsert(conn, model, window)
+        rows_changed, rows_read, rows_deleted = _upsert(conn, model, window)
     else:
         rows_changed, rows_read = _rebuild(conn, model)
     rows = conn.execute(sa.select(sa.func.count()).select_from(_table(model.name, model.layer))).scalar_one()
     conn.commit()
-    return RefreshResult(rows_changed, rows, rows_read, time.monotonic() - began)
+    return RefreshResult(rows_changed, rows, rows_read, time.monotonic() - began, rows_deleted, snapshot)
 
 
 def model_select(model: SqlModel, window: PartitionWindow | None = None) -> sa.Select:
@@ -158,7 +166,20 @@ def _upsert(conn: Connection, model: SqlModel, window: PartitionWindow) -> tuple
     conn.execute(sa.schema.DropTable(staging))
     if changed and not existing:  # a new table (often a first backfill): give the planner statistics
         conn.execute(Analyze(target))
-    return changed, rows_read
+    deleted = _delete_vanished(conn, model, target) if existing else 0
+    return changed, rows_read, deleted
+
+
+# The SELECT over every partition (a model whose SQL does not show where its rows come from).
+EVERY_PARTITION = PartitionWindow("1000-01-01", "9999-12-31")
+
+
+def _delete_vanished(conn: Connection, model: SqlModel, target: sa.Table) -> int:
+    """Delete the rows the model's SELECT can no longer produce; returns how many."""
+    every_partition = model_select(model, EVERY_PARTITION).with_only_columns(
+        *(sa.literal_column(k) for k in model.key), maintain_column_froms=False
+    )
+    return conn.execute(sa.delete(target).where(vanished_rows(model, target, every_partition))).rowcount
 
 
 def _create_incremental_table(conn: Connection, model: SqlModel, staging: sa.Table, target: sa.Table) -> None:

@@ -43,9 +43,9 @@ from sqlalchemy.engine import Connection, Engine
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.engine import choose_reader
-from bodyfriend_assets.extraction.lv0_writer import COPY_CHUNK_BYTES, LV0_SCHEMA, Lineage, Lv0Load
+from bodyfriend_assets.extraction.lv0_writer import COPY_CHUNK_BYTES, LV0_SCHEMA, Lineage, Lv0Load, Lv0WriteError
 from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, copy_pages, dbapi_pages
-from bodyfriend_assets.extraction.source import SourceTable
+from bodyfriend_assets.extraction.source import SourceTable, SourceTableError
 from bodyfriend_assets.lv0.keys import lv0_key
 from bodyfriend_assets.partitions import daily_partitions, naive_kst, naive_window
 
@@ -94,21 +94,25 @@ def evaluate_lv0_check(
     *,
     load_started: datetime | None = None,
     lineage: Lineage | None = None,
-    reread_limit: int = REREAD_LIMIT,
+    reread_limit: int | None = None,
 ) -> dg.AssetCheckResult:
     """The result of check ``name`` on ``lv0.<entry>`` for the partitions of ``time_window``.
 
     ``load_started``: when the load this check follows began (naive KST, the materialization's
     ``load_started_kst``); without it the check's own start stands in, so every change up to now
     counts as before the load. ``lineage``: what rows the check re-reads are stamped with (the
-    load's); ``reread_limit``: how many missing keys the check reads again before failing.
+    load's); ``reread_limit``: how many missing keys the check reads again before failing
+    (default ``REREAD_LIMIT``).
     """
     if name == ROW_COUNT:
-        passed, metadata = _keys_match_source(
-            entry, legacy, datahub, time_window,
-            load_started=load_started or naive_kst(datetime.now(timezone.utc)),
-            lineage=lineage, reread_limit=reread_limit,
-        )
+        try:
+            passed, metadata = _keys_match_source(
+                entry, legacy, datahub, time_window,
+                load_started=load_started or naive_kst(datetime.now(timezone.utc)),
+                lineage=lineage, reread_limit=REREAD_LIMIT if reread_limit is None else reread_limit,
+            )
+        except (Lv0WriteError, SourceTableError) as err:  # keys not unique at the source, columns changed
+            passed, metadata = False, {"error": str(err)}
     elif name == KEYS:
         passed, metadata = _keys(entry, datahub, time_window)
     else:
@@ -215,12 +219,7 @@ def _stream_source_keys(keys_source: SourceTable, legacy: Engine, hub: Connectio
         postgresql_on_commit="DROP",
     )
     table.create(hub)
-    sizer = PageSizer(KEY_PAGE_ROWS, PAGE_BYTES, keys_source.estimated_row_bytes)
-    if choose_reader(legacy, "auto") == "copy":
-        pages = copy_pages(keys_source, legacy, window, sizer)
-    else:
-        encoder = RowEncoder([c.lv0_type for c in keys_source.columns])
-        pages = dbapi_pages(keys_source, legacy, window, sizer, encoder)
+    pages = _pages(keys_source, legacy, window, PageSizer(KEY_PAGE_ROWS, PAGE_BYTES, keys_source.estimated_row_bytes))
     preparer = hub.dialect.identifier_preparer
     copy_sql = (
         f"COPY {preparer.format_table(table)} "
@@ -271,7 +270,8 @@ class _Comparison:
     def late_keys(self) -> list[tuple]:
         keys = [self.scanned.c[k] for k in self.entry.key_columns]
         rows = self.hub.execute(
-            sa.select(*keys).select_from(self.joined).where(self.has_key, self.out_of_date, self.before_load)
+            sa.select(*keys).select_from(self.joined)
+            .where(self.has_key, self.out_of_date, self.before_load).order_by(*keys)
         ).all()
         return [tuple(row) for row in rows]
 
@@ -315,18 +315,19 @@ class _Comparison:
 def _reread(source: SourceTable, legacy: Engine, datahub: Engine, keys: list[tuple], lineage: Lineage) -> None:
     """Read the rows of ``keys`` again, by key, and upsert them into lv0 (one transaction)."""
     sizer = PageSizer(source.entry.page_size, PAGE_BYTES, source.estimated_row_bytes)
-    reader = choose_reader(legacy, "auto")
     with datahub.connect() as conn:
         load = Lv0Load(conn, source, lineage)
         for first in range(0, len(keys), REREAD_BATCH):
-            where = source.with_keys(keys[first:first + REREAD_BATCH])
-            if reader == "copy":
-                pages = copy_pages(source, legacy, where, sizer)
-            else:
-                pages = dbapi_pages(source, legacy, where, sizer, RowEncoder([c.lv0_type for c in source.columns]))
-            for page in pages:
+            for page in _pages(source, legacy, source.with_keys(keys[first:first + REREAD_BATCH]), sizer):
                 load.write_page(page.copy_text)
         load.finish()
+
+
+def _pages(source: SourceTable, legacy: Engine, window, sizer: PageSizer):
+    """The extraction's page reader for this source (COPY from PostgreSQL, the DBAPI otherwise)."""
+    if choose_reader(legacy, "auto") == "copy":
+        return copy_pages(source, legacy, window, sizer)
+    return dbapi_pages(source, legacy, window, sizer, RowEncoder([c.lv0_type for c in source.columns]))
 
 
 def _check_lineage(time_window) -> Lineage:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateTableAs
 
 from bodyfriend_assets.transforms.deletes import provenance
 from bodyfriend_assets.transforms.models import Reference, SqlModel
-from bodyfriend_assets.transforms.refresh import PartitionWindow, model_select
+from bodyfriend_assets.transforms.refresh import TEMPORARY_SCHEMA, PartitionWindow, model_select
 
 KEY_CHECK = "key_unique_and_not_null"
 COMPLETE_CHECK = "driving_rows_complete"
@@ -129,9 +130,14 @@ def evaluate_completeness_check(
     as the refresh saw it (``RefreshResult.snapshot``); without it (the check run alone) every
     missing key counts as lost."""
     keys = list(model.key)
-    expected = model_select(model, window).with_only_columns(
+    # The SELECT runs once, into a temporary table the queries below read (rolled back with them).
+    name = f"_expected_{model.name}"
+    conn.execute(sa.schema.DropTable(sa.Table(name, sa.MetaData(), schema=TEMPORARY_SCHEMA), if_exists=True))
+    returned = model_select(model, window).with_only_columns(
         *(sa.literal_column(k) for k in keys), maintain_column_froms=False
-    ).subquery("expected")
+    )
+    rows_expected = conn.execute(CreateTableAs(returned, name, temporary=True)).rowcount
+    expected = sa.table(name, *(sa.column(k) for k in keys), schema=TEMPORARY_SCHEMA)
     table = sa.table(model.name, *(sa.column(k) for k in keys), schema=model.layer)
     missing = ~sa.exists().where(*(table.c[k] == expected.c[k] for k in keys))
     found = provenance(model)
@@ -142,7 +148,7 @@ def evaluate_completeness_check(
     changed = _keys_where(conn, expected, keys, missing, later)
     metadata = {
         "partitions_read": "{partition_start}...{partition_end}".format(**window.parameters(model)),
-        "rows_expected": conn.execute(sa.select(sa.func.count()).select_from(expected)).scalar_one(),
+        "rows_expected": rows_expected,
         "rows_missing": lost[0],
         "rows_missing_keys": lost[1],
         "rows_changed_upstream_after_refresh": changed[0],

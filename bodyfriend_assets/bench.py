@@ -563,7 +563,7 @@ def _backfill(entry, spec: dict) -> dict:
         events = result.asset_materializations_for_node(asset.op.name)
         runs = len(instance.get_runs())
     metadata = {k: v.value for k, v in events[-1].metadata.items()}
-    return {"rows": metadata["rows"], "seconds": seconds, "extraction_seconds": metadata["seconds"],
+    return {"rows": metadata["rows_read"], "seconds": seconds, "extraction_seconds": metadata["seconds"],
             "partitions": len(keys), "runs": runs, "pages": metadata["pages"]}
 
 
@@ -651,7 +651,7 @@ def _daily_run(kind: str, spec: dict) -> dict:
         checks = [c for c in evaluations if c.asset_key.path[0] == layer]
         work[layer] = round(sum(_seconds(m.metadata) for m in mine) + sum(_seconds(c.metadata) for c in checks), 3)
     sql_seconds = sum(work.values())
-    lv0_rows = sum(m.metadata["rows"].value for m in materialized if m.asset_key.path[0] == "lv0")
+    lv0_rows = sum(m.metadata["rows_read"].value for m in materialized if m.asset_key.path[0] == "lv0")
     return {"rows": lv0_rows, "seconds": seconds, "assets": len(materialized), "checks": len(evaluations),
             "steps": steps, "sql_seconds_by_layer": work, "sql_seconds": round(sql_seconds, 3),
             "overhead_seconds": round(seconds - sql_seconds, 3), "partition": partition}

@@ -133,10 +133,10 @@ def _print_lv0_summary(rows) -> None:
         if not meta:
             print(f"{entry.name:<28} {entry.mode:<11} {'failed':>9}")
             continue
-        total_rows += meta["rows"]
+        total_rows += meta["rows_read"]
         total_seconds += meta["seconds"]
         print(
-            f"{entry.name:<28} {entry.mode:<11} {meta['rows']:>9,} {meta['pages']:>5} "
+            f"{entry.name:<28} {entry.mode:<11} {meta['rows_read']:>9,} {meta['pages']:>5} "
             f"{meta['seconds']:>8.2f} {meta['rows_per_second']:>9,.0f} {meta['peak_rss_mb']:>8.0f}"
         )
     print("-" * len(header))
@@ -149,7 +149,7 @@ def _print_layer_summary(metadata: dict, layers) -> None:
         tables = [m for key, m in metadata.items() if key.path[0] == layer]
         if not tables:
             continue
-        rows = sum(m.get("rows", 0) for m in tables)
+        rows = sum(m.get("rows", m.get("rows_read", 0)) for m in tables)
         changed = sum(m.get("rows_changed", 0) for m in tables)
         print(f"{layer:<8} {len(tables):>6} {rows:>10,} {changed:>13,}")
 

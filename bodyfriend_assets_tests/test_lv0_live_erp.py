@@ -253,6 +253,6 @@ def test_a_dropped_or_emptied_lv0_table_gets_its_older_partitions_back(legacy, d
     assert lv0_rows(datahub) == expected  # the older partitions (and what came before) are back
     assert warned and "2024-03-04 ... 2024-03-05" in warned[0]
     assert metadata(result)["partitions_restored"] == 2
-    assert metadata(result)["window_start_kst"] == "open (the first partition)"
+    assert metadata(result)["read_window_start_kst"] == "open (the first partition)"
     assert metadata(later)["partitions_restored"] == 0
-    assert metadata(later)["window_start_kst"] == "2024-03-06 21:00:00"
+    assert metadata(later)["read_window_start_kst"] == "2024-03-06 21:00:00"

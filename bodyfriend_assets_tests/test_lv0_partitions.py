@@ -184,7 +184,7 @@ def test_rerunning_a_partition_changes_nothing(legacy, datahub):
     assert {v[1] for v in lv0_lineage(datahub).values()} == {first.run_id}
     meta = metadata(second)
     assert meta["rows_changed"] == 0
-    assert meta["rows"] == len(expected)
+    assert meta["rows_read"] == len(expected)
     assert meta["partitions"] == "2024-03-05"
 
 
@@ -217,7 +217,7 @@ def test_overlapping_partitions_change_nothing(legacy, datahub):
     assert {lineage[k][1] for k in after_first} == {first.run_id}
     assert {v[1] for k, v in lineage.items() if k not in after_first} == {second.run_id}
     meta = metadata(second)
-    assert meta["rows"] == len(expected)
+    assert meta["rows_read"] == len(expected)
     assert meta["rows_changed"] == len(expected) - len(after_first)
     assert meta["partitions"] == f"{RANGE_START}...{RANGE_END}"
 
@@ -263,12 +263,12 @@ def test_a_365_day_backfill_is_one_run_and_one_keyset_pass(legacy, datahub):
     assert {"02EDGE0001", "82EDGE0002", "HIEDGE0003"} <= {r[0] for r in loaded}
     assert "K2EDGE0004" not in {r[0] for r in loaded}
     meta = metadata(result)
-    assert meta["rows"] == len(expected)
+    assert meta["rows_read"] == len(expected)
     # One keyset pass over the whole range, not one per day (that would be 365 pages or more).
     assert meta["pages"] == math.ceil(len(expected) / page_size)
     assert meta["partitions"] == f"{YEAR_START}...{YEAR_END}"
-    assert meta["window_start_kst"] == "open (the first partition)"
-    assert meta["window_end_kst"] == "2024-12-31 00:00:00"
+    assert meta["read_window_start_kst"] == "open (the first partition)"
+    assert meta["read_window_end_kst"] == "2024-12-31 00:00:00"
 
 
 def test_a_partition_window_is_the_korean_calendar_day(legacy, datahub):
@@ -290,5 +290,5 @@ def test_a_partition_window_is_the_korean_calendar_day(legacy, datahub):
     assert sorted(lineage) == ["82KST00002", "HIKST00003", "K2KST00004"]
     assert {v[2] for v in lineage.values()} == {"2024-03-05"}
     meta = metadata(result)
-    assert meta["window_start_kst"] == "2024-03-05 00:00:00"
-    assert meta["window_end_kst"] == "2024-03-06 00:00:00"
+    assert meta["read_window_start_kst"] == "2024-03-05 00:00:00"
+    assert meta["read_window_end_kst"] == "2024-03-06 00:00:00"

@@ -18,6 +18,7 @@ from bodyfriend_assets.automation import daily_schedule
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.definitions import defs
 from bodyfriend_assets.demo.generator import seed_legacy
+from bodyfriend_assets.lv0 import checks as lv0_checks
 from bodyfriend_assets.lv0 import LARGE_TABLE_POOL, LARGE_TABLES_OP, build_lv0_asset, lv0_assets, lv0_key
 from bodyfriend_assets.partitions import KST, daily_partitions
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
@@ -61,15 +62,16 @@ def test_lv0_checks_pass_on_a_good_load_for_every_table(seeded):
     ]
 
 
-def test_a_row_missing_from_lv0_fails_the_count_check_and_blocks_downstream(seeded):
+def test_rows_missing_from_lv0_beyond_what_the_check_reads_again_fail_it_and_block_downstream(seeded, monkeypatch):
     _, datahub_url = seeded
     entry, asset = _lv0_with_checks("r_order_contract")
     assert dg.materialize([asset], partition_key=PARTITION, resources=RESOURCES).success
     rows(
         datahub_url,
-        "DELETE FROM lv0.r_order_contract WHERE order_no = (SELECT min(order_no) FROM lv0.r_order_contract "
-        "WHERE updt_dt >= '2024-01-03' AND updt_dt < '2024-01-04')",
+        "DELETE FROM lv0.r_order_contract WHERE order_no IN (SELECT order_no FROM lv0.r_order_contract "
+        "WHERE updt_dt >= '2024-01-03' AND updt_dt < '2024-01-04' ORDER BY order_no LIMIT 2)",
     )
+    monkeypatch.setattr(lv0_checks, "REREAD_LIMIT", 1)  # two missing rows: more than a load explains
     result = dg.materialize(
         [asset, downstream_probe],
         partition_key=PARTITION,
@@ -99,8 +101,9 @@ def test_a_duplicated_lv0_key_fails_the_key_check(seeded):
     checks_by_name = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks_by_name["keys_unique_and_not_null"].passed is False
     assert checks_by_name["keys_unique_and_not_null"].metadata["duplicated_keys"].value != "none"
-    # one extra row in the window: the count check sees it too
-    assert checks_by_name["row_count_matches_source"].passed is False
+    # one extra row in the window: the count check sees it in the partition's counts
+    counts = checks_by_name["row_count_matches_source"].metadata
+    assert counts["lv0_rows_in_partitions"].value == counts["source_rows_in_partitions"].value + 1
     assert not result.asset_materializations_for_node("lv1__probe")
 
 

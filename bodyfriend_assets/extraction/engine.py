@@ -33,7 +33,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.engine import Engine
 
@@ -42,7 +42,7 @@ from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import FloatingRows, Lineage, Lv0Load, Lv0WriteError
 from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, prefetched, read_pages
 from bodyfriend_assets.extraction.source import KeysetRead, SourceTable
-from bodyfriend_assets.partitions import FIRST_PARTITION_START, last_partition_of, start_of_tomorrow
+from bodyfriend_assets.partitions import FIRST_PARTITION_START, last_partition_of, naive_kst, start_of_tomorrow
 from bodyfriend_assets.table_metadata import size_metadata, table_metadata, window_partitions
 from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS, naming_lock_holders
 
@@ -58,7 +58,8 @@ class ExtractionResult:
     window_start: datetime | None
     window_end: datetime | None
     source_rows: int  # rows in the read window when the load started
-    rows: int = 0  # rows read and written
+    load_started: datetime | None = None  # naive KST, before the source was first asked
+    rows: int = 0  # rows read (the read window, look-back included) and written
     pages: int = 0
     bytes: int = 0
     rows_changed: int = 0  # lv0 rows inserted or updated (snapshot: and deleted)
@@ -76,14 +77,16 @@ class ExtractionResult:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
     def as_metadata(self) -> dict:
+        # One name per figure: the read window (look-back included, the whole range in a range
+        # run) is what these count; a partition's own rows are in the checks' metadata.
         data = {
-            "rows": self.rows,
+            "rows_read": self.rows,
             "pages": self.pages,
             **size_metadata("copy_text", self.bytes),
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
-            "source_rows": self.source_rows,
+            "read_window_source_rows": self.source_rows,
             "rows_changed": self.rows_changed,
             "rows_deleted": self.rows_deleted,
             "nul_characters_removed": self.nul_characters_removed,
@@ -91,10 +94,12 @@ class ExtractionResult:
         }
         if self.schema_changes:
             data["schema_changes"] = "\n".join(self.schema_changes)
+        if self.load_started is not None:
+            data["load_started_kst"] = self.load_started.isoformat(sep=" ", timespec="seconds")
         if self.mode == "incremental":
             start = self.window_start.isoformat(sep=" ") if self.window_start else "open (the first partition)"
-            data["window_start_kst"] = start
-            data["window_end_kst"] = self.window_end.isoformat(sep=" ")
+            data["read_window_start_kst"] = start
+            data["read_window_end_kst"] = self.window_end.isoformat(sep=" ")
             data["source_keys"] = self.source_keys
             data["delete_seconds"] = round(self.delete_seconds, 3)
         return data | self.extra
@@ -186,7 +191,9 @@ def extract_to_lv0(
     ``lock_timeout_seconds`` fails the load.
     """
     began = time.monotonic()
-    floating_from = floating_from or start_of_tomorrow()
+    now = datetime.now(timezone.utc)
+    load_started = naive_kst(now)  # the lv0 check derives the floating rows' start from it too
+    floating_from = floating_from or start_of_tomorrow(now)
     source, reads, total = open_source(entry, legacy, start, end, floating_from)
     sizer = PageSizer(page_size or entry.page_size, page_bytes, source.estimated_row_bytes)
     encoder = RowEncoder([c.lv0_type for c in source.columns])
@@ -199,6 +206,7 @@ def extract_to_lv0(
         window_start=read_window_start(entry, start) if incremental else None,
         window_end=end if incremental else None,
         source_rows=total,
+        load_started=load_started,
     )
     floating = FloatingRows(floating_from, last_partition_of(end)) if incremental else None
     log(f"{entry.qualified_name}: {total:,} source rows to read ({entry.mode})")

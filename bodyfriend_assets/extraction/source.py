@@ -8,7 +8,8 @@ case-insensitively and named in lv0 by their lower-case names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import cached_property
 from datetime import datetime
 
@@ -172,7 +173,15 @@ class SourceTable:
 
     def key_scan(self) -> KeysetRead:
         """Every key of the source table, in key order: the keys a delete pass compares lv0 with."""
-        return KeysetRead(self, None, self.entry.key_columns, keys_only=True)
+        return KeysetRead(self, None, self.entry.key_columns, columns=self.entry.key_columns)
+
+    def with_keys(self, keys: Sequence[Sequence]):
+        """A predicate selecting the rows whose catalog key is one of ``keys`` (bound values;
+        expanded column by column, as SQL Server has no row-value IN)."""
+        columns = [self._column(k) for k in self.entry.key_columns]
+        return sa.or_(
+            *(sa.and_(*(column == value for column, value in zip(columns, key))) for key in keys)
+        )
 
     def page_query(self, window, last, page_size: int) -> sa.Select:
         return self.read(window).page_query(last, page_size)
@@ -184,12 +193,18 @@ class SourceTable:
 @dataclass(frozen=True)
 class KeysetRead:
     """One keyset pass over a source table: the rows ``where`` selects, ordered by the columns
-    ``order`` names (lower case), with every lv0 column or (``keys_only``) the keys alone."""
+    ``order`` names (lower case), with every lv0 column or only those ``columns`` names (lower
+    case, table columns; they must include ``order``)."""
 
     source: SourceTable
     where: object  # a SQLAlchemy condition, or None for the whole table
     order: tuple[str, ...]
-    keys_only: bool = False
+    columns: tuple[str, ...] | None = None  # None: every lv0 column
+
+    def only(self, *names: str) -> KeysetRead:
+        """The same pass reading only the columns ``names`` and its ordering columns (e.g. the
+        keys and the cursor, which the lv0 check compares)."""
+        return replace(self, columns=tuple(dict.fromkeys([*names, *self.order])))
 
     @property
     def entry(self) -> LegacyTable:
@@ -197,15 +212,15 @@ class KeysetRead:
 
     @property
     def select_list(self) -> list:
-        if self.keys_only:
-            return [self.source._column(k) for k in self.entry.key_columns]
+        if self.columns is not None:
+            return [self.source._column(name) for name in self.columns]
         return self.source.select_list
 
     @property
     def column_names(self) -> list[str]:
         """The lv0 names of the columns a page holds, in order."""
-        if self.keys_only:
-            return list(self.entry.key_columns)
+        if self.columns is not None:
+            return list(self.columns)
         return [c.name for c in self.source.columns]
 
     @property

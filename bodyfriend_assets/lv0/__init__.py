@@ -130,6 +130,7 @@ def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDat
     keys = context.partition_key_range
     partition = keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
     start, end = naive_window(context.partition_time_window)
+    loaded: dict[str, dict] = {}  # table -> what its checks know of this step's load of it
 
     def load(item: StepItem) -> dg.MaterializeResult:
         entry = item.subject
@@ -144,13 +145,15 @@ def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDat
             log=context.log.info, warn=context.log.warning, lock_timeout_seconds=datahub.lock_timeout_seconds,
         )
         restored = history.record(datahub.engine(), entry, window, context.run.run_id)
+        loaded[entry.name] = {"load_started": result.load_started, "lineage": lineage}
         return dg.MaterializeResult(
             asset_key=item.key, metadata={**result.as_metadata(), **restored, "partitions": partition}
         )
 
     def evaluate(item: StepItem, spec: dg.AssetCheckSpec) -> dg.AssetCheckResult:
         return evaluate_lv0_check(
-            item.subject, spec.name, legacy.engine(), datahub.engine(), context.partition_time_window
+            item.subject, spec.name, legacy.engine(), datahub.engine(), context.partition_time_window,
+            **loaded.get(item.subject.name, {}),
         )
 
     items = [

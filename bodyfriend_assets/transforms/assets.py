@@ -26,7 +26,9 @@ from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
 from bodyfriend_assets.skips_per_asset import SKIPS_PER_ASSET_TAGS
 from bodyfriend_assets.transforms.checks import (
+    COMPLETE_CHECK,
     KEY_CHECK,
+    evaluate_completeness_check,
     evaluate_key_check,
     evaluate_reference_check,
     model_check_specs,
@@ -95,10 +97,13 @@ def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWin
     with engine.begin() as conn:
         ensure_functions(conn)
 
+    snapshots: dict[tuple[str, str], str | None] = {}  # model -> its refresh's snapshot (completeness)
+
     def refresh(item: StepItem) -> dg.MaterializeResult:
         model = item.subject
         with engine.connect() as conn:
             result = refresh_model(conn, model, window, datahub.lock_timeout_seconds)
+        snapshots[model.table] = result.snapshot
         # The counts are the materialization's metadata: no log line repeats them (each is a
         # stored event, and they add up on a daily run).
         return dg.MaterializeResult(
@@ -107,7 +112,9 @@ def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWin
 
     def evaluate(item: StepItem, spec: dg.AssetCheckSpec) -> dg.AssetCheckResult:
         with engine.connect() as conn:
-            return _evaluate(conn, item.subject, spec.name, item.key)
+            return _evaluate(
+                conn, item.subject, spec.name, item.key, window, snapshots.get(item.subject.table)
+            )
 
     items = [
         StepItem(
@@ -120,11 +127,15 @@ def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWin
     yield from materialize_in_order(context, items, materialize=refresh, evaluate=evaluate)
 
 
-def _evaluate(conn, model: SqlModel, check_name: str, key: dg.AssetKey) -> dg.AssetCheckResult:
+def _evaluate(
+    conn, model: SqlModel, check_name: str, key: dg.AssetKey, window: PartitionWindow, refreshed: str | None
+) -> dg.AssetCheckResult:
     """The check's result; a check that cannot run (a table missing) fails, naming why."""
     try:
         if check_name == KEY_CHECK:
             return evaluate_key_check(conn, model, key)
+        if check_name == COMPLETE_CHECK:
+            return evaluate_completeness_check(conn, model, key, window, refreshed)
         reference = next(r for r in model.references if r.check_name == check_name)
         return evaluate_reference_check(conn, model, reference, key)
     except CONNECTION_ERRORS:

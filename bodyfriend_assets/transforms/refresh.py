@@ -2,7 +2,9 @@
 
 - incremental: the model's rows for the partition window are written to a temporary staging
   table, then upserted into ``<layer>.<name>`` by key. A row whose values did not change is not
-  touched, so re-running a window changes nothing. The table is created on first use from the
+  touched, so re-running a window changes nothing. Then the rows the SELECT can no longer
+  produce (their driving row or a required parent deleted below) are deleted
+  (``transforms.deletes``), whatever partition they are in. The table is created on first use from the
   model's shape, with its key as primary key and an index on ``_partition``.
 - full: the model is built into a temporary table, which is then merged into the table in place
   (``reload_in_place``): only rows that differ are deleted, updated or inserted, and the table
@@ -28,6 +30,7 @@ from sqlalchemy.schema import CreateTableAs
 from bodyfriend_assets.table_metadata import table_metadata
 from bodyfriend_assets.reload_in_place import Analyze, merge_staged, replace_all
 from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS, naming_lock_holders, set_lock_timeout
+from bodyfriend_assets.transforms.deletes import vanished_rows
 from bodyfriend_assets.transforms.models import PARTITION_COLUMN, SqlModel
 
 TEMPORARY_SCHEMA = "pg_temp"  # the session's own schema of temporary tables
@@ -56,12 +59,15 @@ class RefreshResult:
     rows_read: int  # rows the model returned
     seconds: float
     table: dict = field(default_factory=dict)  # the catalog's table metadata
+    rows_deleted: int = 0  # incremental: rows whose source rows are gone (full: in rows_changed)
+    snapshot: str | None = None  # pg_current_snapshot() when the refresh began (for its checks)
 
     def as_metadata(self) -> dict[str, object]:
         return self.table | {
             "rows_changed": self.rows_changed,
             "rows": self.rows,
             "rows_read": self.rows_read,
+            "rows_deleted": self.rows_deleted,
             "seconds": round(self.seconds, 3),
         }
 
@@ -82,10 +88,12 @@ def refresh_model(conn: Connection, model: SqlModel, window: PartitionWindow,
     # Two runs refreshing one table (a backfill beside the nightly run) take turns.
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(model.qualified_name))))
     set_lock_timeout(conn, lock_timeout_seconds)
+    snapshot = conn.execute(sa.select(sa.cast(sa.func.pg_current_snapshot(), sa.Text))).scalar_one()
+    rows_deleted = 0
     reads = sorted(".".join(table) for table in model.upstream)
     with naming_lock_holders(conn, model.qualified_name, lock_timeout_seconds, reads):
         if model.mode == "incremental":
-            rows_changed, rows_read = _upsert(conn, model, window)
+            rows_changed, rows_read, rows_deleted = _upsert(conn, model, window)
         else:
             rows_changed, rows_read = _rebuild(conn, model)
         rows = conn.execute(sa.select(sa.func.count()).select_from(_table(model.name, model.layer))).scalar_one()
@@ -93,7 +101,7 @@ def refresh_model(conn: Connection, model: SqlModel, window: PartitionWindow,
             conn, model.layer, model.name, (window.start, window.end) if model.mode == "incremental" else None
         )
         conn.commit()
-    return RefreshResult(rows_changed, rows, rows_read, time.monotonic() - began, table)
+    return RefreshResult(rows_changed, rows, rows_read, time.monotonic() - began, table, rows_deleted, snapshot)
 
 
 def model_select(model: SqlModel, window: PartitionWindow | None = None) -> sa.Select:
@@ -106,7 +114,7 @@ def model_select(model: SqlModel, window: PartitionWindow | None = None) -> sa.S
     return sa.select(sa.literal_column("*")).select_from(text.columns().subquery("model"))
 
 
-def _upsert(conn: Connection, model: SqlModel, window: PartitionWindow) -> tuple[int, int]:
+def _upsert(conn: Connection, model: SqlModel, window: PartitionWindow) -> tuple[int, int, int]:
     staging_name = f"_stage_{model.name}"
     conn.execute(sa.schema.DropTable(_table(staging_name, TEMPORARY_SCHEMA), if_exists=True))
     create = CreateTableAs(model_select(model, window), staging_name, temporary=True)
@@ -139,7 +147,20 @@ def _upsert(conn: Connection, model: SqlModel, window: PartitionWindow) -> tuple
     conn.execute(sa.schema.DropTable(staging))
     if changed and not existing:  # a new table (often a first backfill): give the planner statistics
         conn.execute(Analyze(target))
-    return changed, rows_read
+    deleted = _delete_vanished(conn, model, target) if existing else 0
+    return changed, rows_read, deleted
+
+
+# The SELECT over every partition (a model whose SQL does not show where its rows come from).
+EVERY_PARTITION = PartitionWindow("1000-01-01", "9999-12-31")
+
+
+def _delete_vanished(conn: Connection, model: SqlModel, target: sa.Table) -> int:
+    """Delete the rows the model's SELECT can no longer produce; returns how many."""
+    every_partition = model_select(model, EVERY_PARTITION).with_only_columns(
+        *(sa.literal_column(k) for k in model.key), maintain_column_froms=False
+    )
+    return conn.execute(sa.delete(target).where(vanished_rows(model, target, every_partition))).rowcount
 
 
 def _create_incremental_table(conn: Connection, model: SqlModel, staging: sa.Table, target: sa.Table) -> None:

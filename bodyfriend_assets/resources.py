@@ -12,7 +12,7 @@ never answers fails the try in seconds instead of holding it for minutes.
 
 from __future__ import annotations
 
-from functools import cache
+import threading
 
 import dagster as dg
 import sqlalchemy as sa
@@ -36,17 +36,35 @@ def timeout_connect_args(url: URL, connect_seconds: int, statement_seconds: int)
     return {}
 
 
-@cache
-def _engine(url: URL, connect_seconds: int, statement_seconds: int) -> Engine:
-    return sa.create_engine(
-        url, pool_pre_ping=True, pool_size=2, max_overflow=4,
-        connect_args=timeout_connect_args(url, connect_seconds, statement_seconds),
-    )
+_engines: dict[tuple[URL, int, int], Engine] = {}
+_engines_lock = threading.Lock()
 
 
 def engine_for(url: URL) -> Engine:
-    """The process's engine for ``url``, with the configured timeouts."""
-    return _engine(url, settings.connect_timeout(), settings.statement_timeout())
+    """The process's engine for ``url``, with the configured timeouts (one per process, pooled)."""
+    key = (url, settings.connect_timeout(), settings.statement_timeout())
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = sa.create_engine(
+                url, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                connect_args=timeout_connect_args(url, *key[1:]),
+            )
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close the pooled connections this process holds and forget its engines.
+
+    A run worker exits after its run; a process that runs many in-process runs against ever new
+    databases (a test session) calls this between them, or it keeps idle connections to every
+    database it touched until the server refuses new clients. A connection in use at this
+    moment is closed when it is returned."""
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for engine in engines:
+        engine.dispose()
 
 
 def _log_mode(context: dg.InitResourceContext, what: str, url: URL) -> None:

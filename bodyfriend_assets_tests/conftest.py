@@ -24,6 +24,16 @@ def bodyfriend_home(tmp_path_factory):
     return home
 
 
+@pytest.fixture(autouse=True)
+def close_pooled_connections():
+    """The test session is one long process: a test's databases keep no idle connections after it
+    (the server's connection limit is shared by the whole session)."""
+    yield
+    from bodyfriend_assets.resources import dispose_engines
+
+    dispose_engines()
+
+
 @pytest.fixture(scope="session")
 def pg_server_url(bodyfriend_home) -> URL:
     given = os.environ.get("BODYFRIEND_TEST_PG_URL")

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 from dagster._serdes import serialize_value
 from sqlalchemy import text
 
@@ -213,10 +212,9 @@ def test_a_null_key_is_refused_naming_the_table_the_key_and_the_count_never_the_
 
 def test_a_null_key_reaching_the_merge_is_refused_without_its_values(legacy, datahub, platform_env):
     """A row given a NULL key after the load counted its rows still never passes, nor shows."""
-    legacy_url, _ = platform_env
     add_rows(legacy, {"02ROW00001": datetime(2024, 3, 5, 1, 0)})
     table = entry(lookback_minutes=0)
-    source, _, _ = open_source(table, sa.create_engine(legacy_url), datetime(2024, 3, 5), datetime(2024, 3, 6))
+    source, _, _ = open_source(table, legacy, datetime(2024, 3, 5), datetime(2024, 3, 6))
     page = RowEncoder([c.lv0_type for c in source.columns]).encode_rows(
         [(None, datetime(2024, 3, 5, 2, 0), CUSTOMER, 5)]
     ).encode("utf-8")

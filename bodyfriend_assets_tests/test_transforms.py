@@ -20,6 +20,7 @@ from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.transforms import ModelError, build_sql_assets, load_layer
 from bodyfriend_assets.transforms.functions import ensure_functions
 from bodyfriend_assets.transforms.models import dependency_order
+from bodyfriend_assets_tests.conftest import rows
 
 PARTITION = "2024-01-01"
 RESOURCES = {"legacy": LegacyDatabase(), "datahub": DataHub()}
@@ -282,8 +283,8 @@ def test_an_incremental_model_refuses_a_changed_shape_and_repeated_keys_naming_t
     models = write_models(tmp_path, {"lv1/order_people.sql": model.format(key="order_no", extra="")})
     result = dg.materialize([build(models)], partition_key=PARTITION, resources=RESOURCES)
     (materialization,) = result.get_asset_materialization_events()
-    rows = materialization.materialization.metadata["rows"].value
-    assert rows > 0
+    written = materialization.materialization.metadata["rows"].value
+    assert written > 0
 
     models = write_models(tmp_path, {"lv1/order_people.sql": model.format(key="order_no", extra="relation_cd,")})
     result = dg.materialize([build(models)], partition_key=PARTITION, resources=RESOURCES, raise_on_error=False)
@@ -291,11 +292,8 @@ def test_an_incremental_model_refuses_a_changed_shape_and_repeated_keys_naming_t
     assert "lv1.order_people no longer matches lv1/order_people.sql" in error and "relation_cd" in error
 
     models = write_models(tmp_path, {"lv1/order_people.sql": model.format(key="cust_no", extra="")})
-    with sa.create_engine(datahub_url).begin() as conn:
-        conn.execute(sa.text("DROP TABLE lv1.order_people"))
-        conn.execute(sa.text(
-            "UPDATE lv0.r_order_cust_info SET cust_no = (SELECT min(cust_no) FROM lv0.r_order_cust_info)"
-        ))
+    rows(datahub_url, "DROP TABLE lv1.order_people")
+    rows(datahub_url, "UPDATE lv0.r_order_cust_info SET cust_no = (SELECT min(cust_no) FROM lv0.r_order_cust_info)")
     result = dg.materialize([build(models)], partition_key=PARTITION, resources=RESOURCES, raise_on_error=False)
     error = str(next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE).event_specific_data.error)
     assert "lv1/order_people.sql: the model returned NULL or repeated keys (cust_no)" in error

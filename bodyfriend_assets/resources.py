@@ -53,17 +53,16 @@ def engine_for(url: URL) -> Engine:
         return engine
 
 
-def dispose_engines(url: URL | None = None) -> None:
-    """Close the pooled connections this process holds (to ``url``, or to every database) and
-    forget those engines.
+def dispose_engines() -> None:
+    """Close the pooled connections this process holds and forget its engines.
 
-    A run worker exits after its run, but a process that runs many runs one after another
-    (an in-process ``materialize``, a test session, a code server) would otherwise keep idle
-    connections to every database it ever touched. A connection in use at this moment is
-    closed when it is returned."""
+    A run worker exits after its run; a process that runs many in-process runs against ever new
+    databases (a test session) calls this between them, or it keeps idle connections to every
+    database it touched until the server refuses new clients. A connection in use at this
+    moment is closed when it is returned."""
     with _engines_lock:
-        keys = [key for key in _engines if url is None or key[0] == url]
-        engines = [_engines.pop(key) for key in keys]
+        engines = list(_engines.values())
+        _engines.clear()
     for engine in engines:
         engine.dispose()
 
@@ -85,9 +84,6 @@ class LegacyDatabase(dg.ConfigurableResource):
     def engine(self) -> Engine:
         return engine_for(settings.legacy_url())
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        dispose_engines(settings.legacy_url())
-
 
 class DataHub(dg.ConfigurableResource):
     """The Data Hub PostgreSQL: ``BODYFRIEND_DATAHUB_URL``; in development mode, when unset, the
@@ -103,6 +99,3 @@ class DataHub(dg.ConfigurableResource):
 
     def engine(self) -> Engine:
         return engine_for(settings.datahub_url())
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        dispose_engines(settings.datahub_url())

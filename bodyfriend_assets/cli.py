@@ -84,7 +84,13 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Seed the stand-in with days ending yesterday (KST), then launch the nightly job for the
-    last of them through the instance, as the schedule would, and summarise the run."""
+    last of them through the instance, as the schedule would, and summarise the run. The
+    embedded server stops at the end if the demo started it (``make dev`` starts it again)."""
+    with embedded.stopped_at_the_end():
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
     import dagster as dg
     from dagster._core.events import DagsterEventType
 
@@ -157,7 +163,11 @@ def _print_layer_summary(metadata: dict, layers) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     """``dagster dev`` on the platform until Ctrl-C; then the embedded server stops too, if this
     command started it."""
-    server_was_running = embedded.running_server_pid() is not None
+    with embedded.stopped_at_the_end():
+        return _dev(args)
+
+
+def _dev(args: argparse.Namespace) -> int:
     settings.legacy_url()  # starts the embedded server (held while the UI runs) and seeds it once
     settings.datahub_url()
     dagster_home = prepare_instance_home()
@@ -171,12 +181,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     # Run from DAGSTER_HOME: from the project folder, `dagster dev` would warn that the
     # project's dagster.yaml "will not be used", though DAGSTER_HOME holds a copy of it.
     dagster_dev = subprocess.Popen(command, cwd=dagster_home)
-    try:
-        return _wait_for(dagster_dev)
-    finally:
-        if not server_was_running and embedded.running_server_pid() is not None:
-            print("stopping the embedded PostgreSQL server")
-            embedded.stop_server()
+    return _wait_for(dagster_dev)
 
 
 def _wait_for(dagster_dev: subprocess.Popen) -> int:

@@ -38,10 +38,14 @@ def close_pooled_connections():
 def pg_server_url(bodyfriend_home) -> URL:
     given = os.environ.get("BODYFRIEND_TEST_PG_URL")
     if given:
-        return make_url(given)
+        yield make_url(given)
+        return
     from bodyfriend_assets import embedded
+    from bodyfriend_assets.resources import dispose_engines
 
-    return embedded.server_url("postgres")
+    yield embedded.server_url("postgres")
+    dispose_engines()
+    embedded.stop_server()  # the session's own server, in its temporary home
 
 
 @pytest.fixture(scope="session")

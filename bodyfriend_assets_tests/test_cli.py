@@ -52,6 +52,9 @@ def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_
 
     os.environ["BODYFRIEND_HOME"], previous = str(tmp_path), os.environ["BODYFRIEND_HOME"]
     try:
+        # The demo stopped the embedded server it started.
+        assert "stopping the embedded PostgreSQL server" in out
+        assert embedded.running_server_pid() is None
         embedded._server.cache_clear()
         hub = embedded.server_url(embedded.DATAHUB_DATABASE)
         assert scalar(hub, "SELECT count(*) FROM lv0.b_major") == rows["b_major"]
@@ -61,6 +64,7 @@ def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_
         assert scalar(hub, "SELECT max(_partition) FROM lv0.r_order_contract") in days
         assert scalar(hub, "SELECT count(*) FROM lv0.r_service_receipt WHERE dec_hand_tel_no LIKE '010-%'") > 0
     finally:
+        embedded.stop_server()
         os.environ["BODYFRIEND_HOME"] = previous
         embedded._server.cache_clear()
 

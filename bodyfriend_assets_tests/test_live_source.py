@@ -216,6 +216,12 @@ def test_a_nightly_run_while_the_erp_writes_succeeds_with_every_row_loaded_once(
         LATE_KEY for r in rows(hub, "SELECT 1 FROM lv1.r_order_contract AS c WHERE c.order_no = :k "
                                     "AND NOT EXISTS (SELECT FROM lv2.account AS a WHERE a.external_id = c.cust_no)", k=LATE_KEY)
     }
+    # hc, key by key: the Heroku Connect table holds no contract lv2 does not hold, and the
+    # deleted one reaches it only while lv0 still has it (reported above; the next run deletes it).
+    hc = {r[0] for r in rows(hub, "SELECT bf_external_id__c FROM salesforce.opportunity")}
+    lv2 = {r[0] for r in rows(hub, "SELECT external_id FROM lv2.opportunity")}
+    assert hc and hc <= lv2
+    assert (targets["deleted"] in hc) <= (targets["deleted"] in lv0)
     for (asset, name), evaluation in checks.items():
         if asset.split("/")[0] in ("lv0", "lv1", "lv2"):
             assert evaluation.passed, (asset, name, evaluation.metadata)

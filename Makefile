@@ -23,7 +23,7 @@ test: $(BIN)/bodyfriend
 # Not part of the tests: extraction throughput and memory against a psql COPY pipe (a few minutes).
 # Smaller: make bench ARGS="--rows 200000"
 bench: $(BIN)/bodyfriend
-	$(BIN)/python -m bodyfriend_assets.bench $(ARGS)
+	$(BIN)/python -m benchmarks.extraction $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -202,10 +202,25 @@ def _wait_for(dagster_dev: subprocess.Popen) -> int:
         return 0
 
 
-def _dag_log_backfill(args: argparse.Namespace) -> int:
-    from bodyfriend_assets.compat.dag_log import cmd_dag_log_backfill
+def cmd_dag_log_backfill(args: argparse.Namespace) -> int:
+    """``bodyfriend dag-log-backfill``: rebuild dag_log from the platform instance's history."""
+    import dagster as dg
 
-    return cmd_dag_log_backfill(args)
+    from bodyfriend_assets.compat.dag_log import backfill_dag_log
+    from bodyfriend_assets.definitions import dag_ids
+    from bodyfriend_assets.resources import DataHub
+
+    prepare_instance_home()
+    began = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        summary = backfill_dag_log(instance, DataHub().engine(), dag_ids)
+    print(
+        f"dag_log: {summary.materializations:,} materializations of {len(dag_ids)} assets -> "
+        f"{summary.rows:,} (dag_id, day) rows, {summary.written:,} inserted or updated in "
+        f"public.dag_log on {settings.describe_url(settings.datahub_url())} "
+        f"in {time.monotonic() - began:.1f}s"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     backfill = commands.add_parser(
         "dag-log-backfill", help="rebuild public.dag_log from the Dagster instance's history"
     )
-    backfill.set_defaults(run=_dag_log_backfill)
+    backfill.set_defaults(run=cmd_dag_log_backfill)
 
     args = parser.parse_args(argv)
     return args.run(args)

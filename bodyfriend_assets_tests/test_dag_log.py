@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from dagster._core.test_utils import freeze_time
 
 from bodyfriend_assets.catalog import load_catalog
+from bodyfriend_assets.cli import cmd_dag_log_backfill
 from bodyfriend_assets.compat.dag_ids import dag_ids_of
 from bodyfriend_assets.compat.dag_log import (
     SENSOR_NAME,
     backfill_dag_log,
     build_dag_log_sensor,
-    cmd_dag_log_backfill,
     KeyPosition,
     completion_kst,
     format_cursor,

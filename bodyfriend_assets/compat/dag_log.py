@@ -50,7 +50,6 @@ written. Hence:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import time
@@ -406,21 +405,3 @@ def backfill_dag_log(
     written = upsert_completions(engine, ((dag_id, moment) for (dag_id, _), moment in latest.items()))
     return BackfillSummary(materializations=count, rows=len(latest), written=written)
 
-
-def cmd_dag_log_backfill(args: argparse.Namespace) -> int:
-    """``bodyfriend dag-log-backfill``: rebuild dag_log from the platform instance's history."""
-    from bodyfriend_assets import settings
-    from bodyfriend_assets.cli import prepare_instance_home
-    from bodyfriend_assets.definitions import dag_ids
-
-    prepare_instance_home()
-    began = time.monotonic()
-    with dg.DagsterInstance.get() as instance:
-        summary = backfill_dag_log(instance, DataHub().engine(), dag_ids)
-    print(
-        f"dag_log: {summary.materializations:,} materializations of {len(dag_ids)} assets -> "
-        f"{summary.rows:,} (dag_id, day) rows, {summary.written:,} inserted or updated in "
-        f"public.dag_log on {settings.describe_url(settings.datahub_url())} "
-        f"in {time.monotonic() - began:.1f}s"
-    )
-    return 0

@@ -1,7 +1,7 @@
 """Benchmark (not a test): what a whole-table reload costs readers and the write-ahead log.
 
-    python -m bodyfriend_assets_tests.bench_reloads                  # 2,000,000 rows
-    python -m bodyfriend_assets_tests.bench_reloads --rows 200000    # a quick look
+    python -m benchmarks.reloads                  # 2,000,000 rows
+    python -m benchmarks.reloads --rows 200000    # a quick look
 
 On the embedded server in a home of its own (``.bodyfriend/bench_reloads``): the stand-in's
 RENTAL.R_ORDER_CONTRACT (83 columns) seeded with ``--rows`` rows, loaded into lv0 as a snapshot

@@ -39,7 +39,7 @@ processes are not part of it. Seconds are the wall time of the measured operatio
 the worker (for the pipe, of the two processes); "x pipe" is throughput relative to (6) at the
 same size.
 
-    python -m bodyfriend_assets.bench [--rows 2000000] [--small-rows 200000] [--legacy-rows 50000]
+    python -m benchmarks.extraction [--rows 2000000] [--small-rows 200000] [--legacy-rows 50000]
         [--naive-rows 200000] [--repeat 1] [--only extract,dbapi,...] [--output bench_results.json]
 
 Results are printed as a table and written as JSON. Connection URLs reach workers through the
@@ -109,7 +109,7 @@ class Measurement:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bodyfriend_assets.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.extraction", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the main table")
     parser.add_argument("--small-rows", type=int, default=200_000,
                         help="rows of the table (1), (2) and (6) also run on, for memory (0: skip)")
@@ -325,13 +325,13 @@ class Bench:
             stderr_path = Path(scratch) / "stderr.log"
             if name == "deletes":  # lv0 filled first, by a worker of its own, not measured
                 subprocess.run(
-                    [sys.executable, "-m", "bodyfriend_assets.bench", "--worker",
+                    [sys.executable, "-m", "benchmarks.extraction", "--worker",
                      json.dumps({**spec, "kind": "deletes_prepare"})],
                     env=env, stdout=subprocess.DEVNULL, check=True,
                 )
             with open(stderr_path, "wb") as stderr:
                 worker = subprocess.Popen(
-                    [sys.executable, "-m", "bodyfriend_assets.bench", "--worker", json.dumps(spec)],
+                    [sys.executable, "-m", "benchmarks.extraction", "--worker", json.dumps(spec)],
                     env=env, stdout=subprocess.DEVNULL, stderr=stderr,
                 )
                 lifetime, peak = _watch([worker])

@@ -1,6 +1,6 @@
 """What deleting vanished rows costs an incremental model, measured at 2,000,000 rows.
 
-    python -m bodyfriend_assets.bench_model_deletes [--rows 2000000] [--days 365]
+    python -m benchmarks.model_deletes [--rows 2000000] [--days 365]
 
 On the embedded server, in a database of its own (``bench_model_deletes``, recreated), in the
 benchmark's home (``.bodyfriend/bench``): a driving table shaped like lv0 (``order_no`` padded as

@@ -3,7 +3,7 @@
 Not part of the tests (it needs a running UI and Debian's ``chromium``). With ``make dev``
 running on data (``make demo`` first)::
 
-    python -m bodyfriend_assets.ui_smoke --url http://127.0.0.1:3000 --out ui_screenshots
+    python -m bodyfriend_assets_tests.ui_smoke --url http://127.0.0.1:3000 --out ui_screenshots
 
 drives headless Chromium over its DevTools protocol, opens the asset's overview, partitions and
 checks pages, writes a screenshot of each, and reports whether each page shows what the operator

@@ -91,7 +91,7 @@ def test_a_killed_run_is_failed_by_the_monitor_relaunched_and_the_next_night_loa
         # child exit), or the run monitor's health check (which also covers a code server that
         # died with it).
         with daemon.instance() as instance:
-            said = messages(instance, first)
+            said = [r.dagster_event.message or "" for r in instance.all_logs(first, of_type=dg.DagsterEventType.ENGINE_EVENT)]
         assert any(f"run worker process {pid} is gone" in m or
                    f"Run execution process for {first} was terminated by signal 9" in m for m in said), said
         relaunch = daemon.wait_until(

@@ -62,7 +62,7 @@ def _materialized(instance, run_id: str) -> set[str]:
 
 
 @pytest.mark.timeout(1800)  # three runs through the daemon: slow on a busy machine
-def test_a_killed_run_is_failed_by_the_monitor_relaunched_and_the_next_night_loads_its_large_tables(
+def test_a_killed_run_is_failed_relaunched_and_the_next_night_loads_its_large_tables(
     platform_env, make_database, tmp_path
 ):
     legacy_url, datahub_url = platform_env

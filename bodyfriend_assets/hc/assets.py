@@ -25,7 +25,6 @@ object and column, otherwise); in development (the embedded Data Hub, or
 
 import hashlib
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -55,7 +54,6 @@ from bodyfriend_assets.transforms.assets import model_dag_id  # the lv2 rule: lv
 from bodyfriend_assets.transforms.models import SqlModel
 from bodyfriend_assets.transforms.refresh import PartitionWindow
 
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 OP_NAME = "hc_objects"
 LAYER = "hc"

@@ -20,7 +20,6 @@ blocking check, is reported and the others still load; the layers above skip onl
 and the run ends failed, naming it.
 """
 
-import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -42,7 +41,6 @@ from bodyfriend_assets.skips_per_asset import SKIPS_PER_ASSET_TAGS
 
 # Single-run backfills are what make a year of partitions one keyset pass; the API is stable
 # in practice but still labelled beta.
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 GROUP = "lv0"
 LARGE_TABLE_POOL = "large_tables"

@@ -37,7 +37,6 @@ look-back included.
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -60,7 +59,6 @@ from bodyfriend_assets.partitions import (
 )
 
 # Partitioned asset checks are labelled preview; they are what lets a check look at one day.
-warnings.filterwarnings("ignore", message=".*partitions_def.*", category=dg.PreviewWarning)
 
 ROW_COUNT = "row_count_matches_source"
 KEYS = "keys_unique_and_not_null"

@@ -11,7 +11,6 @@ run, and so does the hc step after this one.
 """
 
 
-import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -37,7 +36,6 @@ from bodyfriend_assets.transforms.functions import ensure_functions
 from bodyfriend_assets.transforms.models import ModelError, SqlModel, dependency_order
 from bodyfriend_assets.transforms.refresh import PartitionWindow, refresh_model
 
-warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 OP_NAME = "sql_models"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]

@@ -79,7 +79,7 @@ def lv0_check_specs(entry: LegacyTable) -> list[dg.AssetCheckSpec]:
             blocking=True,
             partitions_def=daily_partitions,
             description=(
-                f"lv0.{entry.name} holds every key {entry.qualified_name} held for the partition "
+                f"`lv0.{entry.name}` holds every key `{entry.qualified_name}` held for the partition "
                 "before the load began (rows written during the load are reported, not failed)."
             ),
         ),

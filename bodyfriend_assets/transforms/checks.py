@@ -45,8 +45,8 @@ def model_check_specs(model: SqlModel, asset_key: dg.AssetKey) -> list[dg.AssetC
                 asset=asset_key,
                 blocking=True,
                 description=(
-                    f"Every row the SELECT of {model.file} returns for the run's partitions is in "
-                    f"{model.qualified_name} (rows changed upstream since the refresh are reported)."
+                    f"Every row the SELECT of `{model.file}` returns for the run's partitions is in "
+                    f"`{model.qualified_name}` (rows changed upstream since the refresh are reported)."
                 ),
             )
         )

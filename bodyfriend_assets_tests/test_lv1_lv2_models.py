@@ -191,7 +191,15 @@ def test_one_day_from_lv0_to_lv2_applies_the_cleaning_rules_and_passes_every_che
     assert set(materialized) == set(EXPECTED_DEPS)
     assert {"rows_changed", "rows", "seconds", "partitions"} <= set(materialized["lv2/opportunity"].metadata)
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == len(EXPECTED_DEPS) + 4  # a key check each, 4 referential checks
+    # a key check each, a completeness check each incremental model, 4 referential checks
+    incremental = [m for m in [*lv1.models, *lv2.models] if m.mode == "incremental"]
+    assert incremental
+    by_name = {}
+    for e in evaluations:
+        by_name.setdefault(e.check_name, set()).add(e.asset_key.to_user_string())
+    assert by_name.pop("key_unique_and_not_null") == set(EXPECTED_DEPS)
+    assert by_name.pop("driving_rows_complete") == {f"{m.layer}/{m.name}" for m in incremental}
+    assert sum(len(assets) for assets in by_name.values()) == 4
     assert all(e.passed for e in evaluations), [(e.asset_key, e.check_name) for e in evaluations if not e.passed]
 
     # row counts: full models hold every row, incremental ones the day and its look-back day

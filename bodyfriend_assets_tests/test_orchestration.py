@@ -224,9 +224,10 @@ def test_large_extractions_never_overlap_while_small_ones_run_beside_them(
 # -- retries ---------------------------------------------------------------------------------
 
 
-def test_a_lost_datahub_connection_is_retried_and_then_succeeds(seeded, monkeypatch, make_database):
+def test_a_lost_datahub_connection_is_retried_and_then_succeeds(seeded, monkeypatch, make_database, tmp_path):
     """The Data Hub is unreachable at first (its database does not exist yet); the step is retried
-    with backoff and succeeds once the database is there."""
+    with backoff and succeeds once the database is there (created when the first retry is
+    recorded, however long the run took to get there)."""
     late = make_database("late")
     admin = sa.create_engine(late.set(database="postgres"), isolation_level="AUTOCOMMIT")
     quoted = admin.dialect.identifier_preparer.quote(late.database)
@@ -235,15 +236,23 @@ def test_a_lost_datahub_connection_is_retried_and_then_succeeds(seeded, monkeypa
     monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", late.render_as_string(hide_password=False))
     monkeypatch.setattr(retries, "FIRST_DELAY_SECONDS", 1.0)
 
-    def create_later():
-        time.sleep(1.5)
+    instance = dg.DagsterInstance.local_temp(str(tmp_path))
+
+    def create_after_the_first_retry():
+        deadline = time.monotonic() + 600  # a bound on a hang, not a speed requirement
+        while time.monotonic() < deadline:
+            runs = instance.get_runs()
+            if runs and instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY):
+                break
+            time.sleep(0.2)
         with admin.connect() as conn:
             conn.exec_driver_sql(f"CREATE DATABASE {quoted}")
 
-    creator = threading.Thread(target=create_later)
+    creator = threading.Thread(target=create_after_the_first_retry)
     creator.start()
     asset = build_lv0_asset(load_catalog().by_name("b_major"))
-    result = dg.materialize([asset], partition_key=PARTITION, resources=RESOURCES, raise_on_error=False)
+    result = dg.materialize([asset], partition_key=PARTITION, resources=RESOURCES, raise_on_error=False,
+                            instance=instance)
     creator.join()
     admin.dispose()
     assert result.success

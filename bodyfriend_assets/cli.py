@@ -84,13 +84,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Seed the stand-in with days ending yesterday (KST), then launch the nightly job for the
-    last of them through the instance, as the schedule would, and summarise the run. The
-    embedded server stops at the end if the demo started it (``make dev`` starts it again)."""
-    with embedded.stopped_at_the_end():
-        return _demo(args)
-
-
-def _demo(args: argparse.Namespace) -> int:
+    last of them through the instance, as the schedule would, and summarise the run."""
     import dagster as dg
     from dagster._core.events import DagsterEventType
 

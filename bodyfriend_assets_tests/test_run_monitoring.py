@@ -91,7 +91,8 @@ def test_a_killed_run_is_failed_relaunched_and_the_next_night_loads_its_large_ta
         # child exit), or the run monitor's health check (which also covers a code server that
         # died with it).
         with daemon.instance() as instance:
-            said = [r.dagster_event.message or "" for r in instance.all_logs(first, of_type=dg.DagsterEventType.ENGINE_EVENT)]
+            said = [(r.dagster_event.message if r.dagster_event else r.user_message) or ""
+                    for r in instance.all_logs(first)]  # an engine event, or the run's failure
         assert any(f"run worker process {pid} is gone" in m or
                    f"Run execution process for {first} was terminated by signal 9" in m for m in said), said
         relaunch = daemon.wait_until(

@@ -157,11 +157,7 @@ def _print_layer_summary(metadata: dict, layers) -> None:
 def cmd_dev(args: argparse.Namespace) -> int:
     """``dagster dev`` on the platform until Ctrl-C; then the embedded server stops too, if this
     command started it."""
-    with embedded.stopped_at_the_end():
-        return _dev(args)
-
-
-def _dev(args: argparse.Namespace) -> int:
+    server_was_running = embedded.running_server_pid() is not None
     settings.legacy_url()  # starts the embedded server (held while the UI runs) and seeds it once
     settings.datahub_url()
     dagster_home = prepare_instance_home()
@@ -175,7 +171,12 @@ def _dev(args: argparse.Namespace) -> int:
     # Run from DAGSTER_HOME: from the project folder, `dagster dev` would warn that the
     # project's dagster.yaml "will not be used", though DAGSTER_HOME holds a copy of it.
     dagster_dev = subprocess.Popen(command, cwd=dagster_home)
-    return _wait_for(dagster_dev)
+    try:
+        return _wait_for(dagster_dev)
+    finally:
+        if not server_was_running and embedded.running_server_pid() is not None:
+            print("stopping the embedded PostgreSQL server")
+            embedded.stop_server()
 
 
 def _wait_for(dagster_dev: subprocess.Popen) -> int:

@@ -15,8 +15,6 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -126,16 +124,3 @@ def _forget_handles(pgdata: Path) -> None:
         atexit.unregister(handle._cleanup)
     (pgdata / ".handle_pids.json").unlink(missing_ok=True)
 
-
-@contextmanager
-def stopped_at_the_end(say: Callable[[str], None] = print) -> Iterator[None]:
-    """Stop this home's embedded server when the block ends, if the block started it.
-
-    A server that was already running (a ``make dev`` in another terminal) is left alone."""
-    was_running = running_server_pid() is not None
-    try:
-        yield
-    finally:
-        if not was_running and running_server_pid() is not None:
-            say("stopping the embedded PostgreSQL server")
-            stop_server()

@@ -201,16 +201,15 @@ def cmd_dag_log_backfill(args: argparse.Namespace) -> int:
     """``bodyfriend dag-log-backfill``: rebuild dag_log from the platform instance's history."""
     import dagster as dg
 
-    from bodyfriend_assets.compat.dag_log import backfill_dag_log
-    from bodyfriend_assets.definitions import dag_ids
+    from bodyfriend_assets.compat.dag_log import backfill_platform_dag_log
     from bodyfriend_assets.resources import DataHub
 
     prepare_instance_home()
     began = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        summary = backfill_dag_log(instance, DataHub().engine(), dag_ids)
+        summary = backfill_platform_dag_log(instance, DataHub().engine())
     print(
-        f"dag_log: {summary.materializations:,} materializations of {len(dag_ids)} assets -> "
+        f"dag_log: {summary.materializations:,} materializations -> "
         f"{summary.rows:,} (dag_id, day) rows, {summary.written:,} inserted or updated in "
         f"public.dag_log on {settings.describe_url(settings.datahub_url())} "
         f"in {time.monotonic() - began:.1f}s"

@@ -10,12 +10,14 @@ import dagster as dg
 from bodyfriend_assets import lv1, lv2
 from bodyfriend_assets.automation import compat_job, compat_schedule, daily_job, daily_schedule
 from bodyfriend_assets.catalog import load_catalog
-from bodyfriend_assets.compat.dag_ids import dag_ids_of
+from bodyfriend_assets.compat.completions import blocking_checks_of
+from bodyfriend_assets.compat.dag_ids import dag_ids_of, stand_in_dags
 from bodyfriend_assets.compat.dag_log import build_dag_log_sensor
 from bodyfriend_assets.compat.dependency_manager import (
     build_dependency_manager_asset,
     build_dependency_manager_check,
     expected_dependencies,
+    stand_in_dependencies,
 )
 from bodyfriend_assets.hc import HerokuConnect, build_hc_assets
 from bodyfriend_assets.legacy import legacy_specs
@@ -38,7 +40,9 @@ platform_assets = [
     build_hc_assets(catalog),
 ]
 dag_ids = dag_ids_of(platform_assets, catalog)
-dependencies = expected_dependencies(platform_assets, dag_ids)
+stand_ins = stand_in_dags(platform_assets, catalog, dag_ids)  # old DAGs without an asset of their own
+blocking_checks = blocking_checks_of(platform_assets)  # a materialization that fails one completes no DAG
+dependencies = expected_dependencies(platform_assets, dag_ids) | stand_in_dependencies(stand_ins)
 
 # Every job's steps run in processes forked from one that has already imported the platform, so
 # a step starts in a fraction of a second rather than the ~2 s a fresh interpreter takes to import
@@ -57,7 +61,7 @@ defs = dg.Definitions(
     ],
     jobs=[daily_job, compat_job],
     schedules=[daily_schedule, compat_schedule],
-    sensors=[build_dag_log_sensor(dag_ids)],
+    sensors=[build_dag_log_sensor(dag_ids, stand_ins=stand_ins, blocking_checks=blocking_checks)],
     resources={"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect()},
     executor=step_executor,
 )

@@ -221,8 +221,8 @@ def test_the_cursor_is_a_short_name_and_each_tick_says_what_it_mirrored(instance
     assert cursor.startswith("dag_log_mirror_state:") and len(cursor) < 60
     assert cursor_keys(hub, cursor).keys() == {"lv0/b_major", "lv1/b_minor", "lv0/r_goods"}
     assert message == (
-        "4 new materializations mirrored into public.dag_log (3 rows inserted or updated): "
-        "legacy_to_lv0_RENTAL.R_GOODS x2, legacy_to_lv0_UNIERP5.B_MAJOR, lv0_dag_UNIERP5.B_MINOR"
+        "4 new materializations, 3 DAG completions mirrored into public.dag_log (3 rows inserted or "
+        "updated): legacy_to_lv0_RENTAL.R_GOODS, legacy_to_lv0_UNIERP5.B_MAJOR, lv0_dag_UNIERP5.B_MINOR"
     )
     # A cursor of the earlier form (the positions themselves, as JSON) is read, and replaced.
     inline = format_cursor(load_positions(hub, cursor))

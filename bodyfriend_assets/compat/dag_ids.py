@@ -15,11 +15,28 @@ tables. An asset's DAG id is, in order:
 An lv0/lv1/lv2/hc asset whose id can be neither read nor derived is a definition error
 (:class:`DagIdError`), raised when definitions load, so a model can never silently drop out of
 ``dag_log``.
+
+The old DAGs without an asset of their own
+-------------------------------------------
+The old chain had ``legacy_to_lv0_`` and ``lv0_dag_`` for every table and ``lv1_dag_`` for every
+table but the five in :data:`NO_LV1_DAG`. Where the platform has no asset carrying such an id, the
+DAG still completes, as a *stand-in* (:func:`stand_in_dags`), when the work it stood for is done:
+
+- ``lv0_dag_<T>`` with no lv1 model of its own: the lv1 models built from ``lv0/<t>`` (B_MINOR:
+  ``lv1/code_master``, built from B_MAJOR and B_MINOR as the old ``func_daily_code_master`` was);
+  it waits for what they wait for, e.g. ``('legacy_to_lv0_UNIERP5.B_MAJOR',
+  'lv0_dag_UNIERP5.B_MINOR')``. When no lv1 model reads the table, its lv0 -> lv1 work is the
+  lv0 load itself: it completes with ``legacy_to_lv0_<T>`` and waits for it.
+- ``lv1_dag_<T>`` with no lv2/hc model of its own: it completes with ``lv0_dag_<T>`` (its table
+  reached lv1; there is no lv2/hc work of its own) and waits for it.
+
+No other id is ever made up: ``lv1ex_dag_`` ids appear only once assets carry them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import dagster as dg
@@ -35,6 +52,15 @@ LAYER_DAG_PREFIX: Mapping[str, str] = {
     "lv2": "lv1_dag_",
     "hc": "lv1_dag_",
 }
+
+# Tables whose old chain ended at lv1: no ``lv1_dag_`` DAG was ever written for them.
+NO_LV1_DAG = frozenset({
+    "RENTAL.R_INSTALL_FEE",
+    "RENTAL.R_PROD_SYMPTOM_DTL",
+    "RENTAL.R_PROD_SYMPTOM_HDR",
+    "RENTAL.R_PROD_SYMPTOM_SML",
+    "RENTAL.V_ERP_USER",
+})
 
 # Airflow's own limit on a dag_id (and the width of dag_log.dag_id).
 MAX_DAG_ID_LENGTH = 250
@@ -125,3 +151,61 @@ def dag_ids_of(assets: Any, catalog: Catalog) -> dict[dg.AssetKey, str]:
         if dag_id is not None:
             result[key] = dag_id
     return result
+
+
+@dataclass(frozen=True)
+class StandIn:
+    """An old DAG with no asset of its own: the assets whose success completes it, and the DAGs
+    it waits for in ``dependency_manager``."""
+
+    work: frozenset[dg.AssetKey]
+    waits_for: frozenset[str]
+
+
+def work_of(dag_ids: Mapping[dg.AssetKey, str]) -> dict[str, frozenset[dg.AssetKey]]:
+    """DAG id -> the assets carrying it."""
+    work: dict[str, set[dg.AssetKey]] = {}
+    for key, dag_id in dag_ids.items():
+        work.setdefault(dag_id, set()).add(key)
+    return {dag_id: frozenset(keys) for dag_id, keys in work.items()}
+
+
+def stand_in_dags(assets: Any, catalog: Catalog, dag_ids: Mapping[dg.AssetKey, str]) -> dict[str, StandIn]:
+    """The old DAGs of the catalog's tables that no asset carries (see the module docstring).
+
+    Only tables whose lv0 asset is among ``assets`` are considered.
+    """
+    nodes = lineage_nodes(assets)
+    own = work_of(dag_ids)
+    stand_ins: dict[str, StandIn] = {}
+    for table in catalog.tables:
+        lv0 = dg.AssetKey(["lv0", table.name])
+        if lv0 not in dag_ids:
+            continue
+        load = dag_ids[lv0]
+        lv0_dag = LAYER_DAG_PREFIX["lv1"] + table.qualified_name
+        if lv0_dag not in own:
+            readers = frozenset(
+                key for key, node in nodes.items()
+                if key.path[0] == "lv1" and lv0 in node.parents and key in dag_ids
+            )
+            if readers:
+                waits = {dag_ids[p] for r in readers for p in nodes[r].parents if p in dag_ids}
+                stand_ins[lv0_dag] = StandIn(readers, frozenset(waits - {lv0_dag}))
+            else:
+                stand_ins[lv0_dag] = StandIn(frozenset({lv0}), frozenset({load}))
+        lv1_dag = LAYER_DAG_PREFIX["lv2"] + table.qualified_name
+        if table.qualified_name in NO_LV1_DAG or lv1_dag in own:
+            continue
+        before = stand_ins[lv0_dag].work if lv0_dag in stand_ins else own[lv0_dag]
+        stand_ins[lv1_dag] = StandIn(before, frozenset({lv0_dag}))
+    return stand_ins
+
+
+def dag_work(dag_ids: Mapping[dg.AssetKey, str], stand_ins: Mapping[str, StandIn] | None = None) -> dict[str, frozenset[dg.AssetKey]]:
+    """Every DAG id the platform can write -> the assets whose success on a Korean day completes
+    it that day: the assets carrying it, or a stand-in's work."""
+    work = work_of(dag_ids)
+    for dag_id, stand_in in (stand_ins or {}).items():
+        work[dag_id] = stand_in.work
+    return work

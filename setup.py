@@ -27,8 +27,8 @@ setup(
     ],
     extras_require={
         "celery": CELERY,
-        "test": ["pytest>=8", "pytest-timeout>=2", *CELERY],
-        "dev": ["pytest>=8", "pytest-timeout>=2"],
+        "test": ["pytest>=8", "pytest-timeout>=2", "aiosmtpd>=1.4", *CELERY],
+        "dev": ["pytest>=8", "pytest-timeout>=2", "aiosmtpd>=1.4"],
     },
     entry_points={"console_scripts": [
         "bodyfriend=bodyfriend_assets.cli:main",

@@ -201,13 +201,16 @@ def cmd_dag_log_backfill(args: argparse.Namespace) -> int:
     """``bodyfriend dag-log-backfill``: rebuild dag_log from the platform instance's history."""
     import dagster as dg
 
-    from bodyfriend_assets.compat.dag_log import backfill_platform_dag_log
+    from bodyfriend_assets.compat.dag_log import backfill_dag_log
+    from bodyfriend_assets.definitions import blocking_checks, dag_ids, stand_ins
     from bodyfriend_assets.resources import DataHub
 
     prepare_instance_home()
     began = time.monotonic()
     with dg.DagsterInstance.get() as instance:
-        summary = backfill_platform_dag_log(instance, DataHub().engine())
+        summary = backfill_dag_log(
+            instance, DataHub().engine(), dag_ids, stand_ins=stand_ins, blocking_checks=blocking_checks
+        )
     print(
         f"dag_log: {summary.materializations:,} materializations -> "
         f"{summary.rows:,} (dag_id, day) rows, {summary.written:,} inserted or updated in "

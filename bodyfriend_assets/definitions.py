@@ -8,6 +8,7 @@ from __future__ import annotations
 import dagster as dg
 
 from bodyfriend_assets import lv1, lv2
+from bodyfriend_assets.alerts import build_alert_sensors
 from bodyfriend_assets.automation import compat_job, compat_schedule, daily_job, daily_schedule
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.compat.completions import blocking_checks_of
@@ -61,7 +62,11 @@ defs = dg.Definitions(
     ],
     jobs=[daily_job, compat_job],
     schedules=[daily_schedule, compat_schedule],
-    sensors=[build_dag_log_sensor(dag_ids, stand_ins=stand_ins, blocking_checks=blocking_checks)],
+    sensors=[
+        build_dag_log_sensor(dag_ids, stand_ins=stand_ins, blocking_checks=blocking_checks),
+        # e-mails: a failed run, a failed blocking check, a table not fresh at 07:00 KST
+        *build_alert_sensors(watched=dag_ids, blocking_checks=blocking_checks),
+    ],
     resources={"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect()},
     executor=step_executor,
 )

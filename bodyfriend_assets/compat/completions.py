@@ -97,9 +97,10 @@ def compose(
     return completions
 
 
-def _latest_passing_on(
+def latest_passing_on(
     instance: dg.DagsterInstance, key: dg.AssetKey, day: date, outcomes: CheckOutcomes, page_size: int = 100
 ) -> datetime | None:
+    """The latest materialization of ``key`` on Korean ``day`` that passed its blocking checks."""
     # Storage ids do not follow event time (a run's events are stamped when made, stored when
     # committed; reported events may carry any time): every record of the day is read.
     start = datetime.combine(day, time(), KST).timestamp()
@@ -133,7 +134,7 @@ def completions_on(
     for dag_id, day in touched:
         for key in work[dag_id]:
             if (key, day) not in latest:
-                moment = _latest_passing_on(instance, key, day, outcomes)
+                moment = latest_passing_on(instance, key, day, outcomes)
                 if moment is not None:
                     latest[(key, day)] = moment
     return compose(work, latest, touched)

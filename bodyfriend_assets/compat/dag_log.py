@@ -544,15 +544,3 @@ def backfill_dag_log(
     written = upsert_completions(engine, completions)
     return BackfillSummary(materializations=count, rows=len(completions), written=written)
 
-
-def backfill_platform_dag_log(instance: dg.DagsterInstance, engine: Engine) -> BackfillSummary:
-    """:func:`backfill_dag_log` over the platform's own definitions (``bodyfriend dag-log-backfill``)."""
-    from bodyfriend_assets import definitions
-
-    return backfill_dag_log(
-        instance,
-        engine,
-        definitions.dag_ids,
-        stand_ins=definitions.stand_ins,
-        blocking_checks=definitions.blocking_checks,
-    )

@@ -213,3 +213,19 @@ def test_an_unreachable_smtp_server_is_a_clear_error_without_the_password(monkey
         mail.send_alert(mail.Alert("[bodyfriend] test", "b"), logging.getLogger(__name__))
     assert PASSWORD not in str(err.value) and "127.0.0.1" not in str(err.value)
     assert PASSWORD not in repr(mail.mail_settings())
+
+
+def test_a_mail_the_smtp_server_did_not_take_is_sent_by_the_next_tick_once(instance, smtp, monkeypatch):
+    sensor = build_run_failure_alert()
+    cursor = tick(sensor, instance, None)
+    dg.materialize([goods_load_fails], instance=instance, partition_key="2024-03-04", raise_on_error=False)
+    working_port = mail.mail_settings().port
+    monkeypatch.setenv(mail.PORT_VAR, str(free_port()))  # the SMTP server is down
+    with pytest.raises(mail.AlertDeliveryError):
+        tick(sensor, instance, cursor)  # the tick fails: the daemon keeps the cursor it had
+    monkeypatch.setenv(mail.PORT_VAR, str(working_port))
+    cursor = tick(sensor, instance, cursor)
+    [message] = smtp.messages
+    assert message["Subject"] == "[bodyfriend] run failed: __ephemeral_asset_job__, partition 2024-03-04"
+    tick(sensor, instance, cursor)
+    assert len(smtp.messages) == 1

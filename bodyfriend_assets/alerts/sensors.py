@@ -3,18 +3,21 @@
 Nobody watched the night before; the old DAGs e-mailed the team on failure. Each sensor mails the
 table(s), the partition, the error and a link to the run (or the asset) in the UI (:mod:`.mail`):
 
-- ``alert_on_run_failure`` (``run_failure_sensor``): every failed run of the instance, once (the
-  run status sensor's own cursor), with each failed step and its error.
-- ``alert_on_failed_blocking_check``: every failed evaluation of a blocking check, once, read from
-  the instance's event log after a cursor. A check evaluation's storage id can be committed after
-  a higher one was read (concurrent runs), so, as in ``dag_log_mirror``, the cursor only settles
-  past records older than ``SETTLE_SECONDS`` and remembers the younger ones it has read. All the
-  failures a tick finds go out in one mail, so a mail is sent whole or (the tick fails) not at all.
+- ``alert_on_run_failure``: every failed run of the instance, once, with the tables it did not
+  write and each failed step's error;
+- ``alert_on_failed_blocking_check``: every failed evaluation of a blocking check, once;
 - ``alert_on_stale_tables``: at 07:00 KST, once a day, every watched table that has no
-  materialization that Korean day whose blocking checks passed, in one mail.
+  materialization that Korean day whose blocking checks passed.
 
-On a first start the first two sensors begin at the instance's latest event: they do not mail
-the history.
+The first two read the instance's event log (run failures, check evaluations) after a cursor
+(:class:`EventCursor`) that Dagster saves only when the tick returns. Everything a tick finds goes
+out in one mail: if the mail cannot be sent the tick fails, the cursor stays, and the next tick
+sends it; once sent, the saved cursor never reads it again. (Dagster's ``run_failure_sensor``
+moves past a run even when its function failed, so a mail lost to an SMTP outage would never be
+resent: hence a plain sensor.) Storage ids can be committed out of order by concurrent runs, so,
+as in ``dag_log_mirror``, the cursor only settles past records older than ``SETTLE_SECONDS`` and
+remembers the younger ones it has read. On a first start the cursor begins at the latest record:
+the history is not mailed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 
@@ -62,6 +66,71 @@ def _root_cause(error) -> str:
     return error.message.strip()
 
 
+@dataclass(frozen=True)
+class EventCursor:
+    """Records with storage id <= ``settled`` are done; ``seen`` are the done ones above it."""
+
+    settled: int
+    seen: frozenset[int] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str) -> EventCursor:
+        document = json.loads(text)
+        return cls(int(document["settled"]), frozenset(int(i) for i in document["seen"]))
+
+    def format(self) -> str:
+        return json.dumps({"settled": self.settled, "seen": sorted(self.seen)})
+
+    def read(self, fetch: Callable[[int], Sequence[dg.EventLogRecord]], now: float) -> tuple[list[dg.EventLogRecord], EventCursor]:
+        """The records not done yet, and the cursor past them (``now`` taken before reading)."""
+        records: list[dg.EventLogRecord] = []
+        after = self.settled
+        while True:
+            page = fetch(after)
+            records.extend(page)
+            if len(page) < PAGE_SIZE:
+                break
+            after = page[-1].storage_id
+        new = [r for r in records if r.storage_id not in self.seen]
+        settled = max([self.settled, *(r.storage_id for r in records if r.timestamp <= now - SETTLE_SECONDS)])
+        seen = frozenset(i for i in self.seen | {r.storage_id for r in records} if i > settled)
+        return new, EventCursor(settled, seen)
+
+
+def _event_sensor(
+    name: str,
+    description: str,
+    fetch: Callable[[dg.DagsterInstance, int | None], Sequence[dg.EventLogRecord]],
+    alert: Callable[[dg.DagsterInstance, list[dg.EventLogRecord]], Alert | None],
+    clock: Callable[[], float],
+) -> dg.SensorDefinition:
+    """A sensor that mails ``alert(records)`` for the records ``fetch(instance, after)`` returns
+    (``after`` None: the latest one only, to start from)."""
+
+    @dg.sensor(name=name, description=description, minimum_interval_seconds=30,
+               default_status=dg.DefaultSensorStatus.RUNNING)
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        now = clock()  # before any read: see the module docstring
+        if context.cursor is None:
+            latest = fetch(context.instance, None)
+            start = EventCursor(latest[0].storage_id if latest else 0)
+            return dg.SensorResult(skip_reason=dg.SkipReason(f"started after event {start.settled}"),
+                                   cursor=start.format())
+        new, cursor = EventCursor.parse(context.cursor).read(lambda after: fetch(context.instance, after), now)
+        message = alert(context.instance, new) if new else None
+        if message is not None:
+            send_alert(message, context.log)
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"{len(new)} new events read; {'mailed: ' + message.subject if message else 'nothing to mail'}"),
+            cursor=cursor.format(),
+        )
+
+    return _sensor
+
+
+# -- failed runs ----------------------------------------------------------------------------
+
+
 def tables_not_written(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetKey]:
     """The assets a run planned to materialize and did not."""
     def keys(event_type: DagsterEventType) -> set[dg.AssetKey]:
@@ -74,48 +143,57 @@ def tables_not_written(instance: dg.DagsterInstance, run_id: str) -> list[dg.Ass
     )
 
 
-def run_failure_alert(
-    run: dg.DagsterRun,
-    failure: dg.DagsterEvent | None,
-    step_failures: Sequence[dg.DagsterEvent],
-    not_written: Sequence[dg.AssetKey],
-) -> Alert:
-    partition = _partition_of_run(run)
+def run_failure_lines(instance: dg.DagsterInstance, run: dg.DagsterRun, failure_message: str | None) -> list[str]:
     lines = [
         f"Run {run.run_id} of {run.job_name} failed.",
-        f"Partition: {partition}",
-        f"Tables not written: {_names(not_written) or 'none'}",
+        f"Partition: {_partition_of_run(run)}",
+        f"Tables not written: {_names(tables_not_written(instance, run.run_id)) or 'none'}",
         f"Run in the UI: {ui_url(f'runs/{run.run_id}')}",
-        "",
     ]
-    for event in step_failures:
+    for record in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_FAILURE).records:
+        event = record.event_log_entry.dagster_event
         error = event.step_failure_data.error if event.step_failure_data else None
         lines.append(f"Step {event.step_key} failed: {_root_cause(error) if error else event.message}")
-    if failure is not None and failure.message:
-        lines.append(f"Run failure: {failure.message}")
-    return Alert(subject=f"[bodyfriend] run failed: {run.job_name}, partition {partition}", body="\n".join(lines) + "\n")
+    if failure_message:
+        lines.append(f"Run failure: {failure_message}")
+    return lines
 
 
-def build_run_failure_alert() -> dg.SensorDefinition:
-    @dg.run_failure_sensor(
-        name=RUN_FAILURE,
-        monitor_all_code_locations=True,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=30,
-        description=(
-            "E-mails every failed run once: its partition, the tables it did not write, its failed "
-            "steps and their errors, a link to the run."
-        ),
+def _fetch_run_failures(instance: dg.DagsterInstance, after: int | None) -> Sequence[dg.EventLogRecord]:
+    return instance.fetch_run_status_changes(
+        dg.RunStatusChangeRecordsFilter(event_type=DagsterEventType.RUN_FAILURE, after_storage_id=after),
+        limit=1 if after is None else PAGE_SIZE,
+        ascending=after is not None,
+    ).records
+
+
+def _run_failure_alert(instance: dg.DagsterInstance, records: list[dg.EventLogRecord]) -> Alert | None:
+    body: list[str] = []
+    runs = []
+    for record in records:
+        run = instance.get_run_by_id(record.run_id)
+        if run is None:  # deleted since
+            continue
+        runs.append(run)
+        body += [*run_failure_lines(instance, run, record.event_log_entry.dagster_event.message), ""]
+    if not runs:
+        return None
+    if len(runs) == 1:
+        subject = f"[bodyfriend] run failed: {runs[0].job_name}, partition {_partition_of_run(runs[0])}"
+    else:
+        subject = f"[bodyfriend] {len(runs)} runs failed: {', '.join(sorted({r.job_name for r in runs}))}"
+    return Alert(subject, "\n".join(body))
+
+
+def build_run_failure_alert(*, clock: Callable[[], float] = time.time) -> dg.SensorDefinition:
+    return _event_sensor(
+        RUN_FAILURE,
+        "E-mails every failed run once: its partition, the tables it did not write, its failed "
+        "steps and their errors, a link to the run.",
+        _fetch_run_failures,
+        _run_failure_alert,
+        clock,
     )
-    def _alert(context: dg.RunFailureSensorContext) -> None:
-        run = context.dagster_run
-        alert = run_failure_alert(
-            run, context.failure_event, context.get_step_failure_events(),
-            tables_not_written(context.instance, run.run_id),
-        )
-        send_alert(alert, context.log)
-
-    return _alert
 
 
 # -- failed blocking checks -----------------------------------------------------------------
@@ -133,6 +211,14 @@ def _check_failure_lines(instance: dg.DagsterInstance, record: dg.EventLogRecord
     ]
 
 
+def _fetch_check_evaluations(instance: dg.DagsterInstance, after: int | None) -> Sequence[dg.EventLogRecord]:
+    return instance.event_log_storage.get_event_records(
+        dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
+        limit=1 if after is None else PAGE_SIZE,
+        ascending=after is not None,
+    )
+
+
 def build_failed_check_alert(
     blocking_checks: frozenset[dg.AssetCheckKey] = frozenset(),
     *,
@@ -141,60 +227,28 @@ def build_failed_check_alert(
     """``alert_on_failed_blocking_check``: ``blocking_checks`` adds checks whose evaluations may not
     say they are blocking (Dagster marks those declared in ``check_specs``)."""
 
-    @dg.sensor(
-        name=FAILED_CHECK,
-        minimum_interval_seconds=30,
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description="E-mails every failed blocking check once: the table, the partition, the check's message, a link to the run.",
-    )
-    def _alert(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        now = clock()  # before any read: see the module docstring
-        storage = context.instance.event_log_storage
-        if context.cursor is None:
-            latest = storage.get_event_records(
-                dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION), limit=1, ascending=False
-            )
-            start = latest[0].storage_id if latest else 0
-            return dg.SensorResult(
-                skip_reason=dg.SkipReason(f"started: alerts on check evaluations after event {start}"),
-                cursor=json.dumps({"settled": start, "seen": []}),
-            )
-        cursor = json.loads(context.cursor)
-        settled, seen = int(cursor["settled"]), set(cursor["seen"])
-        records: list[dg.EventLogRecord] = []
-        after = settled
-        while True:
-            page = storage.get_event_records(
-                dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=after),
-                limit=PAGE_SIZE,
-                ascending=True,
-            )
-            records.extend(page)
-            if len(page) < PAGE_SIZE:
-                break
-            after = page[-1].storage_id
+    def alert(instance: dg.DagsterInstance, records: list[dg.EventLogRecord]) -> Alert | None:
         failed = []
         for record in records:
             evaluation = record.event_log_entry.dagster_event.event_specific_data
-            blocking = evaluation.blocking or evaluation.asset_check_key in blocking_checks
-            if record.storage_id not in seen and blocking and not evaluation.passed:
+            if (evaluation.blocking or evaluation.asset_check_key in blocking_checks) and not evaluation.passed:
                 failed.append(record)
-        if failed:
-            body = [f"{len(failed)} blocking checks failed; what depends on these tables was not updated.", ""]
-            for record in failed:
-                body += [*_check_failure_lines(context.instance, record), ""]
-            tables = sorted({r.event_log_entry.dagster_event.event_specific_data.asset_key.to_user_string() for r in failed})
-            send_alert(Alert(f"[bodyfriend] blocking check failed: {', '.join(tables[:5])}"
-                             + (f" and {len(tables) - 5} more" if len(tables) > 5 else ""), "\n".join(body)), context.log)
-        horizon = now - SETTLE_SECONDS
-        settled = max([settled, *(r.storage_id for r in records if r.timestamp <= horizon)])
-        seen = {i for i in seen | {r.storage_id for r in records} if i > settled}
-        return dg.SensorResult(
-            skip_reason=dg.SkipReason(f"{len(records)} check evaluations read, {len(failed)} failed blocking checks alerted"),
-            cursor=json.dumps({"settled": settled, "seen": sorted(seen)}),
-        )
+        if not failed:
+            return None
+        body = [f"{len(failed)} blocking checks failed; what depends on these tables was not updated.", ""]
+        for record in failed:
+            body += [*_check_failure_lines(instance, record), ""]
+        tables = sorted({r.event_log_entry.dagster_event.event_specific_data.asset_key.to_user_string() for r in failed})
+        return Alert(f"[bodyfriend] blocking check failed: {', '.join(tables[:5])}"
+                     + (f" and {len(tables) - 5} more" if len(tables) > 5 else ""), "\n".join(body))
 
-    return _alert
+    return _event_sensor(
+        FAILED_CHECK,
+        "E-mails every failed blocking check once: the table, the partition, the check's message, a link to the run.",
+        _fetch_check_evaluations,
+        alert,
+        clock,
+    )
 
 
 # -- freshness ------------------------------------------------------------------------------

@@ -183,3 +183,49 @@ def test_a_dag_log_missing_a_column_is_named_in_the_error(instance, hub):
         conn.execute(sa.text("CREATE TABLE public.dag_log (dag_id varchar(250), completion_date date)"))
     with pytest.raises(DagLogTableError, match="public.dag_log has no column 'completion_datetime'"):
         tick(sensor(), instance, None)
+
+
+def test_a_good_night_of_the_platform_writes_every_old_dag_id_and_no_table_is_stale(instance, hub, platform_env):
+    """The platform's own chain (lv0 -> lv1 -> lv2 -> hc) on the seeded stand-in, its own sensor."""
+    from pathlib import Path
+
+    from dagster._core.test_utils import freeze_time
+
+    from bodyfriend_assets import definitions, lv1, lv2
+    from bodyfriend_assets.alerts.sensors import build_stale_tables_alert
+    from bodyfriend_assets.compat.completions import KST
+    from bodyfriend_assets.demo.generator import seed_legacy
+    from bodyfriend_assets.hc import HerokuConnect, build_hc_assets
+    from bodyfriend_assets.lv0 import lv0_assets
+    from bodyfriend_assets.resources import DataHub, LegacyDatabase
+    from bodyfriend_assets.transforms import build_sql_assets
+
+    legacy_url, _ = platform_env
+    seed_legacy(legacy_url, rows=200, days=1)
+    lv0 = lv0_assets(definitions.catalog)
+    chain = [*lv0, build_sql_assets([*lv1.models, *lv2.models], upstream=lv0, catalog=definitions.catalog),
+             build_hc_assets(definitions.catalog)]
+    with freeze_time(datetime(2024, 1, 2, 0, 30, tzinfo=KST)):
+        result = dg.materialize(
+            chain, partition_key="2024-01-01", instance=instance,
+            resources={"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect(mode="development")},
+        )
+    assert result.success
+    mirror = build_dag_log_sensor(definitions.dag_ids, stand_ins=definitions.stand_ins,
+                                  blocking_checks=definitions.blocking_checks)
+    cursor, message = None, "more to read"
+    while "more to read" in message:
+        cursor, _, message = tick(mirror, instance, cursor)
+    old_ids = {
+        line.strip() for line in (Path(__file__).parent / "reference" / "old_dag_ids.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    written = {row[0] for row in dag_log(hub)}
+    assert {row[1] for row in dag_log(hub)} == {date(2024, 1, 2)}
+    assert written == {d for d in old_ids if not d.startswith("lv1ex_dag_")}  # 88 of 92
+    assert "lv0_dag_UNIERP5.B_MINOR" in written
+
+    stale = build_stale_tables_alert(definitions.dag_ids, definitions.blocking_checks,
+                                     clock=lambda: datetime(2024, 1, 2, 7, 1, tzinfo=KST).timestamp())
+    data = stale.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert data.skip_message == f"2024-01-02: 0 of {len(definitions.dag_ids)} tables not fresh at 07:00 KST"

@@ -16,6 +16,7 @@ from bodyfriend_assets.compat.completions import blocking_checks_of
 from bodyfriend_assets.compat.dag_ids import StandIn
 from bodyfriend_assets.compat.dag_log import DagLogTableError, backfill_dag_log, build_dag_log_sensor
 from bodyfriend_assets_tests.test_dag_log import dag_log, hub, instance, instance_url, run, tick, utc  # noqa: F401
+from bodyfriend_assets_tests.test_dependency_manager import OLD_DAG_IDS
 
 LV0, LV2, HC = dg.AssetKey(["lv0", "r_goods"]), dg.AssetKey(["lv2", "product2"]), dg.AssetKey(["hc", "product2"])
 INTRO = dg.AssetKey(["lv0", "r_acq_intro"])
@@ -187,8 +188,6 @@ def test_a_dag_log_missing_a_column_is_named_in_the_error(instance, hub):
 
 def test_a_good_night_of_the_platform_writes_every_old_dag_id_and_no_table_is_stale(instance, hub, platform_env):
     """The platform's own chain (lv0 -> lv1 -> lv2 -> hc) on the seeded stand-in, its own sensor."""
-    from pathlib import Path
-
     from dagster._core.test_utils import freeze_time
 
     from bodyfriend_assets import definitions, lv1, lv2
@@ -216,10 +215,7 @@ def test_a_good_night_of_the_platform_writes_every_old_dag_id_and_no_table_is_st
     cursor, message = None, "more to read"
     while "more to read" in message:
         cursor, _, message = tick(mirror, instance, cursor)
-    old_ids = {
-        line.strip() for line in (Path(__file__).parent / "reference" / "old_dag_ids.txt").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
+    old_ids = OLD_DAG_IDS
     written = {row[0] for row in dag_log(hub)}
     assert {row[1] for row in dag_log(hub)} == {date(2024, 1, 2)}
     assert written == {d for d in old_ids if not d.startswith("lv1ex_dag_")}  # 88 of 92

@@ -247,8 +247,8 @@ def build_dependency_manager_check(pairs: Iterable[Pair]) -> dg.AssetChecksDefin
         name=CHECK_NAME,
         description=(
             "`public.dependency_manager` holds every (`asis_dag`, `tobe_dag`) pair of the lineage "
-            "(missing: in the lineage, not in the table) and none the asset derived earlier that the "
-            "lineage no longer holds (stale); rows entered by hand are kept and listed (hand_entered)."
+            "(`missing`: in the lineage, not in the table) and none the asset derived earlier that the "
+            "lineage no longer holds (`stale`); rows entered by hand are kept and listed (`hand_entered`)."
         ),
     )
     def _matches_lineage(datahub: DataHub) -> dg.AssetCheckResult:

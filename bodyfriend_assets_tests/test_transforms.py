@@ -209,15 +209,6 @@ def _materialized(result) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
-def _query(url, sql, **params):
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(sql), params).all()
-    finally:
-        engine.dispose()
-
-
 def test_a_repeated_key_fails_the_blocking_check_and_stops_what_reads_it(tmp_path, code_book):
     models = write_models(tmp_path, {
         "lv1/codes.sql": CODES,
@@ -271,7 +262,7 @@ def test_a_failing_model_leaves_its_table_as_it_was_and_the_other_models_still_r
     """
     models = write_models(tmp_path, {"lv1/codes.sql": CODES, "lv1/numbers.sql": numbers.format(value="sort_seq")})
     assert dg.materialize([build(models)], partition_key=PARTITION, resources=RESOURCES).success
-    before = _query(code_book, "SELECT * FROM lv1.numbers ORDER BY 1, 2")
+    before = rows(code_book, "SELECT * FROM lv1.numbers ORDER BY 1, 2")
 
     # minor codes such as 'M' and 'VIP' are not numbers: the model fails at run time
     models = write_models(tmp_path, {"lv1/numbers.sql": numbers.format(value="CAST(minor_cd AS integer)")})
@@ -280,8 +271,8 @@ def test_a_failing_model_leaves_its_table_as_it_was_and_the_other_models_still_r
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "lv1/numbers" in str(failure.event_specific_data.error)
     assert _materialized(result) == {"lv1/codes"}
-    assert _query(code_book, "SELECT * FROM lv1.numbers ORDER BY 1, 2") == before
-    assert not _query(code_book, "SELECT 1 FROM pg_tables WHERE tablename = 'numbers__incoming'")
+    assert rows(code_book, "SELECT * FROM lv1.numbers ORDER BY 1, 2") == before
+    assert not rows(code_book, "SELECT 1 FROM pg_tables WHERE tablename = 'numbers__incoming'")
 
 
 def test_an_incremental_model_refuses_a_changed_shape_and_repeated_keys_naming_the_file(tmp_path, platform_env):
@@ -313,7 +304,7 @@ def test_an_incremental_model_refuses_a_changed_shape_and_repeated_keys_naming_t
     result = dg.materialize([build(models)], partition_key=PARTITION, resources=RESOURCES, raise_on_error=False)
     error = str(next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE).event_specific_data.error)
     assert "lv1/order_people.sql: the model returned NULL or repeated keys (cust_no)" in error
-    assert not _query(datahub_url, "SELECT 1 FROM pg_tables WHERE schemaname = 'lv1'")
+    assert not rows(datahub_url, "SELECT 1 FROM pg_tables WHERE schemaname = 'lv1'")
 
 
 # -- the lv1 rule functions ------------------------------------------------------------------

@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("BODYFRIEND_HOME", str(Path(".bodyfriend/bench").resolve()))
     from bodyfriend_assets import embedded
+    from bodyfriend_assets.table_metadata import column_types
     from bodyfriend_assets.transforms import deletes, refresh
     from bodyfriend_assets.transforms.models import parse_model
 
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def delete_step(label: str, fallback: bool) -> float:
         with engine.connect() as conn:
-            target = refresh._table(model.name, model.layer, refresh._columns(conn, model.name, model.layer))
+            target = refresh._table(model.name, model.layer, column_types(conn, model.layer, model.name))
             with mock.patch.object(deletes, "provenance", lambda m: None) if fallback else nullcontext():
                 began = time.monotonic()
                 deleted = refresh._delete_vanished(conn, model, target)

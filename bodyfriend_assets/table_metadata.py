@@ -13,6 +13,9 @@ types and plots its size:
 - ``note``, when those partitions hold no rows: the source had nothing for those days, which is
   said rather than left to be guessed from a 0.
 
+``column_types`` and ``regclass`` are the one place that asks the catalog for a table's columns
+or identity by name (the model refresh and the hc load and checks use them).
+
 Sizes are shown for people (``human_size``: "3.4 MB"), a raw number beside them where a program
 may want it.
 """
@@ -80,6 +83,29 @@ def table_metadata(
         if partition_row_count == 0:
             metadata["note"] = empty_partition_note(partitions)
     return metadata
+
+
+def regclass(conn: Connection, schema: str, table: str) -> sa.ColumnElement:
+    """``to_regclass`` of ``schema.table`` (NULL when there is no such table), the name quoted as
+    PostgreSQL reads it, so a name with capitals or odd characters finds its own table."""
+    quoted = conn.dialect.identifier_preparer.format_table(sa.table(table, schema=schema))
+    return sa.func.to_regclass(sa.literal(quoted))
+
+
+def column_types(conn: Connection, schema: str, table: str) -> dict[str, str]:
+    """Column name -> PostgreSQL type of ``schema.table``, in table order; empty if it does not exist."""
+    attribute = sa.table(
+        "pg_attribute",
+        *(sa.column(c) for c in ("attrelid", "attname", "atttypid", "atttypmod", "attnum", "attisdropped")),
+        schema="pg_catalog",
+    )
+    rows = conn.execute(
+        sa.select(attribute.c.attname, sa.func.format_type(attribute.c.atttypid, attribute.c.atttypmod))
+        .where(attribute.c.attrelid == regclass(conn, schema, table), attribute.c.attnum > 0,
+               sa.not_(attribute.c.attisdropped))
+        .order_by(attribute.c.attnum)
+    ).all()
+    return {column: type_ for column, type_ in rows}
 
 
 def empty_partition_note(partitions: tuple[str, str]) -> str:

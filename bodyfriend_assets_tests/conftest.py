@@ -78,6 +78,14 @@ def platform_env(monkeypatch, legacy_url, datahub_url):
     return legacy_url, datahub_url
 
 
+@pytest.fixture
+def hub(platform_env):
+    """An engine on this test's Data Hub (the platform pointed at it, as by ``platform_env``)."""
+    engine = sa.create_engine(platform_env[1])
+    yield engine
+    engine.dispose()
+
+
 def point_platform_at(monkeypatch, legacy_url: URL, datahub_url: URL) -> None:
     monkeypatch.setenv("BODYFRIEND_LEGACY_URL", legacy_url.render_as_string(hide_password=False))
     monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", datahub_url.render_as_string(hide_password=False))

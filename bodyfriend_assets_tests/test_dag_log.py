@@ -102,14 +102,6 @@ def instance(instance_url):
         yield inst
 
 
-@pytest.fixture
-def hub(platform_env):
-    _, datahub_url = platform_env
-    engine = sa.create_engine(datahub_url)
-    yield engine
-    engine.dispose()
-
-
 def dag_log(hub) -> list[tuple]:
     with hub.connect() as conn:
         if not sa.inspect(conn).has_table("dag_log", schema="public"):

@@ -205,14 +205,6 @@ def test_dependencies_follow_the_lineage():
 # -- the table, the asset, the check --------------------------------------------------------
 
 
-@pytest.fixture
-def hub(platform_env):
-    _, datahub_url = platform_env
-    engine = sa.create_engine(datahub_url)
-    yield engine
-    engine.dispose()
-
-
 def table_versions(hub) -> list[tuple]:
     with hub.connect() as conn:
         return [tuple(r) for r in conn.execute(sa.text(

@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-import psycopg2.extensions
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
@@ -28,6 +27,7 @@ from sqlalchemy import text
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.engine import extract_to_lv0
 from bodyfriend_assets.extraction.lv0_writer import Lineage
+from bodyfriend_assets_tests.pages import page_observing_engine
 
 WINDOW_START = datetime(2024, 3, 5)
 WINDOW_END = datetime(2024, 3, 6)
@@ -158,25 +158,12 @@ def observed_engine(url, on_page: Callable[[int], None]) -> sa.engine.Engine:
     counter = itertools.count(1)
     lock = threading.Lock()
 
-    def seen(statement) -> None:
-        sql = statement.decode() if isinstance(statement, bytes) else str(statement)
-        if "rental.r_order_contract_add" in sql and "LIMIT" in sql.upper():
-            with lock:
-                n = next(counter)
-            on_page(n)
+    def page_read() -> None:
+        with lock:
+            n = next(counter)
+        on_page(n)
 
-    class PageObservingCursor(psycopg2.extensions.cursor):
-        def execute(self, query, *args, **kwargs):
-            result = super().execute(query, *args, **kwargs)
-            seen(query)
-            return result
-
-        def copy_expert(self, sql, *args, **kwargs):
-            result = super().copy_expert(sql, *args, **kwargs)
-            seen(sql)
-            return result
-
-    return sa.create_engine(url, connect_args={"cursor_factory": PageObservingCursor})
+    return page_observing_engine(url, "rental.r_order_contract_add", page_read)
 
 
 class ConcurrentWriter(threading.Thread):

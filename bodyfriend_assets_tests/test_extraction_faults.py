@@ -17,9 +17,9 @@ import sys
 import textwrap
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psycopg2
-import psycopg2.extensions
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
@@ -27,7 +27,9 @@ from sqlalchemy import text
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.engine import extract_to_lv0
 from bodyfriend_assets.extraction.lv0_writer import Lineage, Lv0WriteError
+from bodyfriend_assets_tests.pages import page_observing_engine
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 WINDOW_START = datetime(2024, 3, 5)
 WINDOW_END = datetime(2024, 3, 6)
 FIRST_TS = datetime(2024, 3, 5, 0, 10, 0, 333000)
@@ -53,13 +55,13 @@ CHILD = textwrap.dedent(
     import json, os
     from datetime import datetime, timezone
 
-    import psycopg2.extensions
     import sqlalchemy as sa
 
     from bodyfriend_assets import settings
     from bodyfriend_assets.catalog import LegacyTable
     from bodyfriend_assets.extraction.engine import extract_to_lv0
     from bodyfriend_assets.extraction.lv0_writer import Lineage
+    from bodyfriend_assets_tests.pages import page_observing_engine
 
     entry = LegacyTable.model_validate(json.loads(os.environ["FAULT_ENTRY"]))
     window = json.loads(os.environ["FAULT_WINDOW"])
@@ -67,28 +69,8 @@ CHILD = textwrap.dedent(
     app = os.environ["FAULT_APP"]
     source = f"{entry.source_schema}.{entry.name}"
 
-
-    def seen(statement):
-        sql = statement.decode() if isinstance(statement, bytes) else str(statement)
-        if source in sql and "LIMIT" in sql.upper():
-            progress.write("page\\n")
-
-
-    class PageObservingCursor(psycopg2.extensions.cursor):
-        def execute(self, query, *args, **kwargs):
-            result = super().execute(query, *args, **kwargs)
-            seen(query)
-            return result
-
-        def copy_expert(self, sql, *args, **kwargs):
-            result = super().copy_expert(sql, *args, **kwargs)
-            seen(sql)
-            return result
-
-
-    legacy = sa.create_engine(
-        settings.legacy_url(),
-        connect_args={"application_name": app, "cursor_factory": PageObservingCursor},
+    legacy = page_observing_engine(
+        settings.legacy_url(), source, lambda: progress.write("page\\n"), application_name=app
     )
     datahub = sa.create_engine(settings.datahub_url(), connect_args={"application_name": app})
     extract_to_lv0(
@@ -315,6 +297,8 @@ def kill_mid_load(tmp_path, platform_env, datahub, entry: LegacyTable, window, r
         "FAULT_APP": app,
         "FAULT_PAGE_SIZE": str(CHILD_PAGE_SIZE),
         "FAULT_READER": reader,
+        # the child imports this repository's test helpers (bodyfriend_assets_tests.pages)
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     stderr = open(tmp_path / "child_stderr.log", "wb")
     child = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.DEVNULL, stderr=stderr)
@@ -450,24 +434,7 @@ def test_a_failed_page_query_leaves_lv0_unchanged(legacy_url, legacy, datahub, o
     assert poisoned > datetime(2024, 3, 5, 18)
 
     pages = itertools.count()
-
-    class PageObservingCursor(psycopg2.extensions.cursor):
-        def execute(self, query, *args, **kwargs):
-            result = super().execute(query, *args, **kwargs)
-            seen(query)
-            return result
-
-        def copy_expert(self, sql, *args, **kwargs):
-            result = super().copy_expert(sql, *args, **kwargs)
-            seen(sql)
-            return result
-
-    def seen(statement):
-        sql = statement.decode() if isinstance(statement, bytes) else str(statement)
-        if "rental.r_order_contract_add" in sql and "LIMIT" in sql.upper():
-            next(pages)
-
-    observed = sa.create_engine(legacy_url, connect_args={"cursor_factory": PageObservingCursor})
+    observed = page_observing_engine(legacy_url, "rental.r_order_contract_add", lambda: next(pages))
     try:
         # The dbapi reader surfaces it wrapped by SQLAlchemy, the copy reader as psycopg2's own.
         with pytest.raises((sa.exc.DBAPIError, psycopg2.Error), match="cannot decrypt ENC-CORRUPT"):

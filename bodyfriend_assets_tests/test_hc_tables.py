@@ -20,18 +20,11 @@ from bodyfriend_assets.hc import (
 )
 from bodyfriend_assets.hc.mapping import check_against_models
 from bodyfriend_assets.resources import DataHub
+from bodyfriend_assets.table_metadata import column_types, regclass
 from bodyfriend_assets.transforms.refresh import PartitionWindow
 
 CATALOG = load_catalog()
 LV2 = {model.name: model for model in lv2.models}
-
-
-@pytest.fixture
-def hub(platform_env):
-    _, datahub_url = platform_env
-    engine = sa.create_engine(datahub_url)
-    yield engine
-    engine.dispose()
 
 
 def fetch(engine, sql: str, **params) -> list:
@@ -231,3 +224,13 @@ def test_a_mapping_naming_an_unknown_lv2_column_or_object_fails():
     document["objects"][0]["lookups"] = [{"column": "account_external_id", "field": "Account__c", "object": "Account"}]
     with pytest.raises(HcMappingError, match="Product2.Account__c: looks up Account, which is not mapped"):
         parse_mapping(document)
+
+
+def test_the_column_lookup_quotes_the_table_name_and_finds_no_columns_of_a_missing_table(hub):
+    with hub.begin() as conn:
+        conn.exec_driver_sql('CREATE SCHEMA "Odd Schema"')
+        conn.exec_driver_sql('CREATE TABLE "Odd Schema"."Account.Name" (id integer, "Name" varchar(20))')
+        conn.exec_driver_sql('CREATE TABLE "Odd Schema".account (other text)')  # what a lower-cased name finds
+        assert column_types(conn, "Odd Schema", "Account.Name") == {"id": "integer", "Name": "character varying(20)"}
+        assert column_types(conn, "Odd Schema", "missing") == {}
+        assert conn.execute(sa.select(regclass(conn, "Odd Schema", "missing"))).scalar() is None

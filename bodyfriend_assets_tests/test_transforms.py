@@ -105,6 +105,22 @@ def test_a_model_reading_a_table_no_asset_produces_fails_at_load_naming_the_file
     assert "lv0.r_order_contrakt" in str(raised.value)
 
 
+def test_a_model_decoding_codes_through_lv1_codes_reads_the_code_book(tmp_path):
+    models = write_models(tmp_path, {"lv1/orders.sql": """
+        -- key: order_no
+        -- mode: full
+        SELECT o.order_no, st.minor_nm AS status_nm FROM lv0.r_order_contract AS o
+        LEFT JOIN lv1.codes('R1001') AS st ON st.minor_cd = btrim(o.order_status_cd)
+    """, "lv1/code_master.sql": """
+        -- key: major_cd, minor_cd
+        -- mode: full
+        SELECT btrim(major_cd) AS major_cd, btrim(minor_cd) AS minor_cd, minor_nm FROM lv0.b_minor
+    """})
+    orders = next(m for m in models if m.name == "orders")
+    assert orders.upstream == {("lv0", "r_order_contract"), ("lv1", "code_master")}
+    assert [m.name for m in dependency_order(models)] == ["code_master", "orders"]
+
+
 def test_a_model_reading_a_model_that_does_not_exist_fails_the_same_way(tmp_path):
     models = write_models(tmp_path, {"lv2/things.sql": """
         -- key: goods_cd
@@ -193,15 +209,6 @@ def _materialized(result) -> set[str]:
     return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
-def _query(url, sql, **params):
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(sql), params).all()
-    finally:
-        engine.dispose()
-
-
 def test_a_repeated_key_fails_the_blocking_check_and_stops_what_reads_it(tmp_path, code_book):
     models = write_models(tmp_path, {
         "lv1/codes.sql": CODES,
@@ -255,7 +262,7 @@ def test_a_failing_model_leaves_its_table_as_it_was_and_the_other_models_still_r
     """
     models = write_models(tmp_path, {"lv1/codes.sql": CODES, "lv1/numbers.sql": numbers.format(value="sort_seq")})
     assert dg.materialize([build(models)], partition_key=PARTITION, resources=RESOURCES).success
-    before = _query(code_book, "SELECT * FROM lv1.numbers ORDER BY 1, 2")
+    before = rows(code_book, "SELECT * FROM lv1.numbers ORDER BY 1, 2")
 
     # minor codes such as 'M' and 'VIP' are not numbers: the model fails at run time
     models = write_models(tmp_path, {"lv1/numbers.sql": numbers.format(value="CAST(minor_cd AS integer)")})
@@ -264,8 +271,8 @@ def test_a_failing_model_leaves_its_table_as_it_was_and_the_other_models_still_r
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "lv1/numbers" in str(failure.event_specific_data.error)
     assert _materialized(result) == {"lv1/codes"}
-    assert _query(code_book, "SELECT * FROM lv1.numbers ORDER BY 1, 2") == before
-    assert not _query(code_book, "SELECT 1 FROM pg_tables WHERE tablename = 'numbers__incoming'")
+    assert rows(code_book, "SELECT * FROM lv1.numbers ORDER BY 1, 2") == before
+    assert not rows(code_book, "SELECT 1 FROM pg_tables WHERE tablename = 'numbers__incoming'")
 
 
 def test_an_incremental_model_refuses_a_changed_shape_and_repeated_keys_naming_the_file(tmp_path, platform_env):
@@ -297,7 +304,7 @@ def test_an_incremental_model_refuses_a_changed_shape_and_repeated_keys_naming_t
     result = dg.materialize([build(models)], partition_key=PARTITION, resources=RESOURCES, raise_on_error=False)
     error = str(next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE).event_specific_data.error)
     assert "lv1/order_people.sql: the model returned NULL or repeated keys (cust_no)" in error
-    assert not _query(datahub_url, "SELECT 1 FROM pg_tables WHERE schemaname = 'lv1'")
+    assert not rows(datahub_url, "SELECT 1 FROM pg_tables WHERE schemaname = 'lv1'")
 
 
 # -- the lv1 rule functions ------------------------------------------------------------------
@@ -315,6 +322,8 @@ def test_an_incremental_model_refuses_a_changed_shape_and_repeated_keys_naming_t
         ("phone_number", "02)123-4567", "02-123-4567"), ("phone_number", "031.1234.5678", "031-1234-5678"),
         ("phone_number", "15881234", "1588-1234"), ("phone_number", " abc ", "abc"), ("phone_number", "", None),
         ("phone_number", "12345", "12345"),
+        ("clean_text", " 서울 ", "서울"), ("clean_text", " a  b ", "a  b"), ("clean_text", "   ", None),
+        ("clean_text", "", None), ("clean_text", None, None),
     ],
 )
 def test_the_lv1_rule_functions(datahub_url, call, raw, expected):
@@ -324,5 +333,27 @@ def test_the_lv1_rule_functions(datahub_url, call, raw, expected):
             ensure_functions(conn)
             ensure_functions(conn)  # re-creating them is harmless
             assert conn.execute(sa.select(getattr(sa.func.lv1, call)(sa.literal(raw, sa.Text)))).scalar() == expected
+    finally:
+        engine.dispose()
+
+
+def test_lv1_codes_decodes_a_majors_codes_and_the_planner_inlines_the_rule_functions(datahub_url):
+    engine = sa.create_engine(datahub_url)
+    try:
+        with engine.begin() as conn:
+            ensure_functions(conn)  # before lv1.code_master exists, as on a first run
+            conn.exec_driver_sql(
+                "CREATE TABLE lv1.code_master AS SELECT * FROM (VALUES ('R1001', 'A', '접수'), "
+                "('R1001', 'B', '완료'), ('R1002', 'A', '렌탈')) AS c (major_cd, minor_cd, minor_nm)"
+            )
+            query = (
+                "SELECT lv1.clean_text(s.code), st.minor_nm FROM (VALUES (1, ' A '), (2, 'B'), (3, 'C'), (4, '')) "
+                "AS s (n, code) LEFT JOIN lv1.codes('R1001') AS st ON st.minor_cd = btrim(s.code) ORDER BY s.n"
+            )
+            assert conn.exec_driver_sql(query).all() == [("A", "접수"), ("B", "완료"), ("C", None), (None, None)]
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN VERBOSE " + query))
+            # inlined: the plan scans the code book and spells the rule out, it calls no lv1 function
+            assert "lv1.code_master" in plan and "NULLIF(btrim(" in plan
+            assert "lv1.codes" not in plan and "clean_text" not in plan and "Function Scan" not in plan
     finally:
         engine.dispose()

@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
@@ -46,7 +45,7 @@ from sqlalchemy.schema import CreateTableAs
 from bodyfriend_assets.hc.mapping import EXTERNAL_ID_COLUMN, Field, HcMapping, HcObject
 from bodyfriend_assets.hc.rules import Rule, object_rules
 from bodyfriend_assets.hc.tables import held_table, hc_table, quarantine_table
-from bodyfriend_assets.table_metadata import table_metadata
+from bodyfriend_assets.table_metadata import column_types, table_metadata
 from bodyfriend_assets.transforms.models import PARTITION_COLUMN, SqlModel
 from bodyfriend_assets.transforms.refresh import PartitionWindow
 
@@ -127,7 +126,7 @@ def load_object(
     label = f"{obj.object} ({schema}.{obj.table})"
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(sa.literal(f"hc:{schema}.{obj.table}")))))
 
-    source_types = _column_types(conn, model.name, LV2_SCHEMA)
+    source_types = column_types(conn, LV2_SCHEMA, model.name)
     if not source_types:
         raise HcLoadError(f"{label}: lv2.{model.name} does not exist; materialize lv2/{model.name} first")
     needed = [EXTERNAL_ID_COLUMN, *(f.column for f in obj.fields), *(lk.column for lk in obj.lookups)]
@@ -417,23 +416,6 @@ def _looked_up(obj: HcObject, mapping: HcMapping, schema: str, target: sa.Table)
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def _column_types(conn: Connection, name: str, schema: str) -> Mapping[str, str]:
-    """Column name -> PostgreSQL type of ``schema.name``, in table order; empty if it does not exist."""
-    attribute = sa.table(
-        "pg_attribute",
-        *(sa.column(c) for c in ("attrelid", "attname", "atttypid", "atttypmod", "attnum", "attisdropped")),
-        schema="pg_catalog",
-    )
-    qualified = conn.dialect.identifier_preparer.format_table(sa.table(name, schema=schema))
-    relation = sa.func.to_regclass(sa.literal(qualified))
-    rows = conn.execute(
-        sa.select(attribute.c.attname, sa.func.format_type(attribute.c.atttypid, attribute.c.atttypmod))
-        .where(attribute.c.attrelid == relation, attribute.c.attnum > 0, sa.not_(attribute.c.attisdropped))
-        .order_by(attribute.c.attnum)
-    ).all()
-    return {column: type_ for column, type_ in rows}
 
 
 __all__ = ["HcLoadError", "LoadResult", "load_object"]

@@ -32,6 +32,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
 
 from bodyfriend_assets.hc.mapping import EXTERNAL_ID_LENGTH, Field, HcMapping, HcObject, load_mapping
+from bodyfriend_assets.table_metadata import column_types, regclass
 
 DEFAULT_SCHEMA = "salesforce"
 META_SCHEMA = "hc_meta"
@@ -235,23 +236,13 @@ def verify_hc_tables(conn: Connection, schema: str, objects: list[HcObject], map
     """Raise :class:`HcSchemaError` unless every column the load writes exists and each external-ID
     column has a unique index; the message names every object, table and column at fault."""
     problems = []
-    attribute = sa.table(
-        "pg_attribute", sa.column("attrelid"), sa.column("attname"), sa.column("attnum"),
-        sa.column("attisdropped"), schema="pg_catalog",
-    )
     for obj in objects:
         qualified = f"{schema}.{obj.table}"
-        relation = sa.func.to_regclass(sa.literal(_quoted(conn, schema, obj.table)))
+        relation = regclass(conn, schema, obj.table)
         if conn.execute(sa.select(relation)).scalar() is None:
             problems.append(f"{obj.object}: table {qualified} does not exist")
             continue
-        present = set(
-            conn.execute(
-                sa.select(attribute.c.attname).where(
-                    attribute.c.attrelid == relation, attribute.c.attnum > 0, sa.not_(attribute.c.attisdropped)
-                )
-            ).scalars()
-        )
+        present = column_types(conn, schema, obj.table)
         missing = [c for c in written_columns(obj, mapping) if c not in present]
         for column in missing:
             problems.append(f"{obj.object}: column {qualified}.{column} does not exist")
@@ -285,11 +276,6 @@ def _has_unique_index(conn: Connection, relation, column: str) -> bool:
         )
     )
     return conn.execute(query).scalar_one() > 0
-
-
-def _quoted(conn: Connection, schema: str, table: str) -> str:
-    """``schema.table`` quoted as PostgreSQL reads it (for to_regclass, a bound value)."""
-    return conn.dialect.identifier_preparer.format_table(sa.table(table, schema=schema))
 
 
 # -- the Heroku Connect stand-in: DDL SQLAlchemy has no construct for ---------------------------

@@ -5,12 +5,12 @@
 -- mode: full
 SELECT DISTINCT ON (item_group_cd)
     btrim(s.item_group_cd) AS item_group_cd,
-    NULLIF(btrim(s.item_group_nm), '') AS item_group_nm,
+    lv1.clean_text(s.item_group_nm) AS item_group_nm,
     s.item_group_lvl,
     lv1.yes_no(s.use_yn) AS use_yn,
-    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    lv1.clean_text(s.insrt_user_id) AS insrt_user_id,
     s.insrt_dt,
-    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    lv1.clean_text(s.updt_user_id) AS updt_user_id,
     s.updt_dt
 FROM lv0.b_item_group AS s
 ORDER BY item_group_cd, s.updt_dt DESC NULLS LAST

@@ -5,13 +5,13 @@
 -- mode: full
 SELECT DISTINCT ON (sales_grp)
     btrim(s.sales_grp) AS sales_grp,
-    NULLIF(btrim(s.sales_grp_nm), '') AS sales_grp_nm,
-    NULLIF(btrim(s.sales_org), '') AS sales_org,
+    lv1.clean_text(s.sales_grp_nm) AS sales_grp_nm,
+    lv1.clean_text(s.sales_org) AS sales_org,
     lv1.yyyymmdd_date(s.valid_from_dt) AS valid_from_dt,
     lv1.yes_no(s.use_yn) AS use_yn,
-    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    lv1.clean_text(s.insrt_user_id) AS insrt_user_id,
     s.insrt_dt,
-    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    lv1.clean_text(s.updt_user_id) AS updt_user_id,
     s.updt_dt
 FROM lv0.b_sales_grp AS s
 ORDER BY sales_grp, s.updt_dt DESC NULLS LAST

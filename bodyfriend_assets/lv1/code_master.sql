@@ -7,10 +7,10 @@
 -- source: UNIERP5.B_MAJOR
 SELECT DISTINCT ON (major_cd, minor_cd)
     btrim(mi.major_cd) AS major_cd,
-    NULLIF(btrim(ma.major_nm), '') AS major_nm,
+    lv1.clean_text(ma.major_nm) AS major_nm,
     btrim(mi.minor_cd) AS minor_cd,
-    NULLIF(btrim(mi.minor_nm), '') AS minor_nm,
-    NULLIF(btrim(mi.minor_type), '') AS minor_type,
+    lv1.clean_text(mi.minor_nm) AS minor_nm,
+    lv1.clean_text(mi.minor_type) AS minor_type,
     mi.sort_seq,
     lv1.yes_no(mi.use_yn) AS use_yn,
     greatest(mi.updt_dt, ma.updt_dt) AS updt_dt

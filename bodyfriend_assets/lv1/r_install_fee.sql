@@ -12,10 +12,10 @@ SELECT DISTINCT ON (goods_cd, apply_start_dt)
     s.stair_fee_amt,
     s.ladder_fee_amt,
     s.remote_area_fee_amt,
-    NULLIF(btrim(s.remark), '') AS remark,
-    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    lv1.clean_text(s.remark) AS remark,
+    lv1.clean_text(s.insrt_user_id) AS insrt_user_id,
     s.insrt_dt,
-    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    lv1.clean_text(s.updt_user_id) AS updt_user_id,
     s.updt_dt
 FROM lv0.r_install_fee AS s
 ORDER BY goods_cd, apply_start_dt, s.updt_dt DESC NULLS LAST

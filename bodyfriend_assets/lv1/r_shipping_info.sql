@@ -10,35 +10,33 @@
 -- index: order_no
 SELECT DISTINCT ON (shipping_no)
     btrim(s.shipping_no) AS shipping_no,
-    NULLIF(btrim(s.order_no), '') AS order_no,
-    NULLIF(btrim(s.cust_no), '') AS cust_no,
-    NULLIF(btrim(s.goods_cd), '') AS goods_cd,
+    lv1.clean_text(s.order_no) AS order_no,
+    lv1.clean_text(s.cust_no) AS cust_no,
+    lv1.clean_text(s.goods_cd) AS goods_cd,
     s.qty,
-    NULLIF(btrim(s.ship_status_cd), '') AS ship_status_cd,
+    lv1.clean_text(s.ship_status_cd) AS ship_status_cd,
     ship_status.minor_nm AS ship_status_nm,
     lv1.yyyymmdd_date(s.ship_req_dt) AS ship_req_dt,
     lv1.yyyymmdd_date(s.ship_dt) AS ship_dt,
     lv1.yyyymmdd_date(s.inst_dt) AS inst_dt,
-    NULLIF(btrim(s.rcv_nm), '') AS rcv_nm,
+    lv1.clean_text(s.rcv_nm) AS rcv_nm,
     lv1.phone_number(s.rcv_tel_no) AS rcv_tel_no,
     lv1.phone_number(s.rcv_hand_tel_no) AS rcv_hand_tel_no,
-    NULLIF(btrim(s.zip_cd), '') AS zip_cd,
-    NULLIF(btrim(s.addr1), '') AS addr1,
-    NULLIF(btrim(s.addr2), '') AS addr2,
-    NULLIF(btrim(s.delivery_center_cd), '') AS delivery_center_cd,
+    lv1.clean_text(s.zip_cd) AS zip_cd,
+    lv1.clean_text(s.addr1) AS addr1,
+    lv1.clean_text(s.addr2) AS addr2,
+    lv1.clean_text(s.delivery_center_cd) AS delivery_center_cd,
     delivery_center.minor_nm AS delivery_center_nm,
-    NULLIF(btrim(s.delivery_user_id), '') AS delivery_user_id,
-    NULLIF(btrim(s.invoice_no), '') AS invoice_no,
-    NULLIF(btrim(s.delivery_memo), '') AS delivery_memo,
-    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    lv1.clean_text(s.delivery_user_id) AS delivery_user_id,
+    lv1.clean_text(s.invoice_no) AS invoice_no,
+    lv1.clean_text(s.delivery_memo) AS delivery_memo,
+    lv1.clean_text(s.insrt_user_id) AS insrt_user_id,
     s.insrt_dt,
-    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    lv1.clean_text(s.updt_user_id) AS updt_user_id,
     s.updt_dt,
     s._partition
 FROM lv0.r_shipping_info AS s
-LEFT JOIN lv1.code_master AS ship_status
-    ON ship_status.major_cd = 'R3001' AND ship_status.minor_cd = btrim(s.ship_status_cd)  -- 배송상태
-LEFT JOIN lv1.code_master AS delivery_center
-    ON delivery_center.major_cd = 'R2005' AND delivery_center.minor_cd = btrim(s.delivery_center_cd)  -- 서비스센터
+LEFT JOIN lv1.codes('R3001') AS ship_status ON ship_status.minor_cd = btrim(s.ship_status_cd)  -- 배송상태
+LEFT JOIN lv1.codes('R2005') AS delivery_center ON delivery_center.minor_cd = btrim(s.delivery_center_cd)  -- 서비스센터
 WHERE s._partition BETWEEN :partition_start AND :partition_end
 ORDER BY shipping_no, s.updt_dt DESC NULLS LAST

@@ -6,12 +6,12 @@
 -- source: RENTAL.R_PROD_SYMPTOM_HDR
 SELECT DISTINCT ON (symptom_big_cd)
     btrim(s.symptom_big_cd) AS symptom_big_cd,
-    NULLIF(btrim(s.symptom_big_nm), '') AS symptom_big_nm,
+    lv1.clean_text(s.symptom_big_nm) AS symptom_big_nm,
     s.sort_seq,
     lv1.yes_no(s.use_yn) AS use_yn,
-    NULLIF(btrim(s.insrt_user_id), '') AS insrt_user_id,
+    lv1.clean_text(s.insrt_user_id) AS insrt_user_id,
     s.insrt_dt,
-    NULLIF(btrim(s.updt_user_id), '') AS updt_user_id,
+    lv1.clean_text(s.updt_user_id) AS updt_user_id,
     s.updt_dt
 FROM lv0.r_prod_symptom_hdr AS s
 ORDER BY symptom_big_cd, s.updt_dt DESC NULLS LAST

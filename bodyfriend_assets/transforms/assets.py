@@ -18,6 +18,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from bodyfriend_assets.catalog import Catalog
+from bodyfriend_assets.compat.dag_ids import LAYER_DAG_PREFIX
 from bodyfriend_assets.markdown import quote_code
 from bodyfriend_assets.materialize_in_order import StepItem, materialize_in_order
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions
@@ -39,8 +40,6 @@ from bodyfriend_assets.transforms.refresh import PartitionWindow, refresh_model
 
 OP_NAME = "sql_models"
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-# The DAG that used to build each layer's table from the one below (see the legacy catalog).
-LAYER_DAG_PREFIX = {"lv1": "lv0_dag_", "lv2": "lv1_dag_"}
 
 Upstream = dg.AssetKey | dg.AssetSpec | dg.AssetsDefinition
 

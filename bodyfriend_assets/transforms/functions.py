@@ -1,8 +1,12 @@
-"""SQL functions the models call: the lv1 cleaning rules that take more than a word of SQL
-(``bodyfriend_assets/lv1/__init__.py``), in the ``lv1`` schema, so that a model says
-``lv1.yes_no(s.use_yn)`` rather than repeating the expression.
+"""SQL functions the models call: the lv1 cleaning rules (``bodyfriend_assets/lv1/__init__.py``),
+in the ``lv1`` schema, so that a model says ``lv1.yes_no(s.use_yn)`` or ``lv1.clean_text(s.remark)``
+rather than repeating the expression, and a rule changes in one place.
 
-Each is one SQL expression, which PostgreSQL inlines into the model's query. The model step
+Each is written so that PostgreSQL inlines it into the model's query, as if the model spelled the
+expression out: the scalar ones are one expression (IMMUTABLE, or STABLE where a cast depends on
+settings), and the code book lookup ``lv1.codes(major)`` is a set-returning SQL function the model
+joins, which the planner replaces by its SELECT (a scalar lookup called per row would run its own
+query for every row and code: about seven times slower on the large tables). The model step
 (re)creates them before it runs any model, so a rule changed here applies everywhere on the next run.
 """
 
@@ -13,6 +17,11 @@ SCHEMA = "lv1"
 
 # name -> (signature, definition). Names and bodies are fixed text: nothing here comes from input.
 FUNCTIONS: dict[str, tuple[str, str]] = {
+    # Trimmed (CHAR padding, stray spaces); '' is NULL: in the ERP both mean "not known".
+    "clean_text": (
+        "(raw text)",
+        "RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN NULLIF(btrim(raw), '')",
+    ),
     # 'Y' is true, 'N' false (any case, any padding), anything else NULL.
     "yes_no": (
         "(flag text)",
@@ -35,9 +44,23 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
         "RETURN CASE WHEN regexp_replace(raw, '[^0-9]', '', 'g') ~ '^((02|0[0-9]{2})[0-9]{7,8}|1[5-9][0-9]{6})$' "
         "THEN regexp_replace(regexp_replace(regexp_replace(raw, '[^0-9]', '', 'g'), "
         "'^(02|0[0-9]{2})([0-9]{3,4})([0-9]{4})$', '\\1-\\2-\\3'), '^(1[5-9][0-9]{2})([0-9]{4})$', '\\1-\\2') "
-        "ELSE NULLIF(btrim(raw), '') END",
+        "ELSE lv1.clean_text(raw) END",
+    ),
+    # The codes of one B_MAJOR and their names, joined by a model to decode a code column:
+    # LEFT JOIN lv1.codes('R1002') AS cont_type ON cont_type.minor_cd = btrim(s.cont_type_cd).
+    # A body in quotes, not RETURN/BEGIN ATOMIC: it is resolved when a query uses it, so it may be
+    # created before lv1.code_master exists and does not pin that table. Not STRICT (that would
+    # stop the inlining); STABLE, as it reads a table.
+    "codes": (
+        "(major text)",
+        "RETURNS TABLE (minor_cd text, minor_nm text) LANGUAGE sql STABLE PARALLEL SAFE "
+        "AS $$ SELECT c.minor_cd, c.minor_nm FROM lv1.code_master AS c WHERE c.major_cd = major $$",
     ),
 }
+
+# The tables a set-returning function reads, for the lineage of the models that join it
+# (``transforms.models``): a model joining lv1.codes(...) is downstream of lv1.code_master.
+FUNCTION_READS: dict[str, tuple[str, str]] = {"codes": (SCHEMA, "code_master")}
 
 
 def ensure_functions(conn: Connection) -> None:
@@ -46,6 +69,8 @@ def ensure_functions(conn: Connection) -> None:
     preparer = conn.dialect.identifier_preparer
     conn.execute(sa.schema.CreateSchema(SCHEMA, if_not_exists=True))
     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"{SCHEMA} functions"))))
+    # lv1.codes reads a model's table, which the first run has not built yet.
+    conn.execute(sa.select(sa.func.set_config("check_function_bodies", "off", True)))
     for name, (signature, definition) in FUNCTIONS.items():
         qualified = f"{preparer.quote_schema(SCHEMA)}.{preparer.quote(name)}"
         conn.exec_driver_sql(f"CREATE OR REPLACE FUNCTION {qualified}{signature} {definition}")

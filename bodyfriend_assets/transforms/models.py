@@ -17,6 +17,8 @@ describe the table (the asset's description); ``field: value`` lines say what th
 The model's upstream tables are not declared: they are the ``schema.table`` references of the
 SQL, found with sqlglot. Every reference must be schema-qualified, and must name a table some
 asset produces (checked by :func:`bodyfriend_assets.transforms.assets.build_sql_assets`).
+A join of a set-returning function of ``transforms.functions`` (``lv1.codes('R1002')``) counts as
+reading the table that function reads (``lv1.code_master``).
 
 An incremental model filters its driving table with the bound parameters ``:partition_start``
 and ``:partition_end`` (inclusive ``'YYYY-MM-DD'`` strings, compared to ``_partition``) and
@@ -39,6 +41,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from bodyfriend_assets.catalog import IDENTIFIER
+from bodyfriend_assets.transforms.functions import FUNCTION_READS
+from bodyfriend_assets.transforms.functions import SCHEMA as FUNCTION_SCHEMA
 
 LAYERS = ("lv1", "lv2")
 PARTITION_COLUMN = "_partition"
@@ -320,7 +324,10 @@ def _read_sql(sql: str, label: str) -> tuple[set[tuple[str, str]], set[str], set
     ctes = {cte.alias_or_name for cte in statement.find_all(exp.CTE)}
     tables = set()
     for table in statement.find_all(exp.Table):
-        if not table.name:  # a set-returning function in FROM, e.g. unnest(...)
+        if not table.name:  # a set-returning function in FROM: lv1.codes(...), unnest(...)
+            reads = FUNCTION_READS.get(table.this.name.lower()) if table.db.lower() == FUNCTION_SCHEMA else None
+            if reads:
+                tables.add(reads)
             continue
         if not table.db:
             if table.name in ctes:

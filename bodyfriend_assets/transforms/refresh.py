@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateTableAs
 
-from bodyfriend_assets.table_metadata import table_metadata
+from bodyfriend_assets.table_metadata import column_types, table_metadata
 from bodyfriend_assets.reload_in_place import Analyze, merge_staged, replace_all
 from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS, naming_lock_holders, set_lock_timeout
 from bodyfriend_assets.transforms.deletes import vanished_rows
@@ -119,13 +119,13 @@ def _upsert(conn: Connection, model: SqlModel, window: PartitionWindow) -> tuple
     conn.execute(sa.schema.DropTable(_table(staging_name, TEMPORARY_SCHEMA), if_exists=True))
     create = CreateTableAs(model_select(model, window), staging_name, temporary=True)
     rows_read = conn.execute(create).rowcount
-    columns = _columns(conn, staging_name, TEMPORARY_SCHEMA)
+    columns = column_types(conn, TEMPORARY_SCHEMA, staging_name)
     _require_columns(model, columns, [*model.key, PARTITION_COLUMN])
     staging = _table(staging_name, TEMPORARY_SCHEMA, columns)
     _refuse_bad_keys(conn, model, staging)
 
     target = _table(model.name, model.layer, columns)
-    existing = _columns(conn, model.name, model.layer)
+    existing = column_types(conn, model.layer, model.name)
     if not existing:
         _create_incremental_table(conn, model, staging, target)
     elif existing != columns:
@@ -175,12 +175,12 @@ def _rebuild(conn: Connection, model: SqlModel) -> tuple[int, int]:
     staging_name = f"_rebuild_{model.name}"
     conn.execute(sa.schema.DropTable(_table(staging_name, TEMPORARY_SCHEMA), if_exists=True))
     rows_read = conn.execute(CreateTableAs(model_select(model), staging_name, temporary=True)).rowcount
-    columns = _columns(conn, staging_name, TEMPORARY_SCHEMA)
+    columns = column_types(conn, TEMPORARY_SCHEMA, staging_name)
     _require_columns(model, columns, model.key)
     staged = _table(staging_name, TEMPORARY_SCHEMA, columns)
     target = _table(model.name, model.layer, columns)
 
-    existing = _columns(conn, model.name, model.layer)
+    existing = column_types(conn, model.layer, model.name)
     if not existing:
         conn.execute(CreateTableAs(sa.select(*staged.c), model.name, schema=model.layer))
         # Not unique: a duplicated key is the key check's to report (and block on), not a failed build.
@@ -232,22 +232,6 @@ def _create_indexes(conn: Connection, model: SqlModel, target: sa.Table, indexes
 
 def _table(name: str, schema: str, columns: dict[str, str] | None = None) -> sa.Table:
     return sa.Table(name, sa.MetaData(), *(sa.Column(c) for c in (columns or {})), schema=schema)
-
-
-def _columns(conn: Connection, name: str, schema: str) -> dict[str, str]:
-    """Column name -> PostgreSQL type, in table order; empty if the table does not exist."""
-    attribute = sa.table(
-        "pg_attribute",
-        *(sa.column(c) for c in ("attrelid", "attname", "atttypid", "atttypmod", "attnum", "attisdropped")),
-        schema="pg_catalog",
-    )
-    relation = sa.func.to_regclass(sa.literal(f"{schema}.{name}"))
-    rows = conn.execute(
-        sa.select(attribute.c.attname, sa.func.format_type(attribute.c.atttypid, attribute.c.atttypmod))
-        .where(attribute.c.attrelid == relation, attribute.c.attnum > 0, sa.not_(attribute.c.attisdropped))
-        .order_by(attribute.c.attnum)
-    ).all()
-    return {column: type_ for column, type_ in rows}
 
 
 def _require_columns(model: SqlModel, columns: dict[str, str], required) -> None:

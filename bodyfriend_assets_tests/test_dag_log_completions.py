@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from bodyfriend_assets.compat.completions import blocking_checks_of
 from bodyfriend_assets.compat.dag_ids import StandIn
 from bodyfriend_assets.compat.dag_log import DagLogTableError, backfill_dag_log, build_dag_log_sensor
-from bodyfriend_assets_tests.test_dag_log import dag_log, hub, instance, instance_url, run, tick, utc  # noqa: F401
+from bodyfriend_assets_tests.test_dag_log import dag_log, instance, instance_url, run, tick, utc  # noqa: F401
 from bodyfriend_assets_tests.test_dependency_manager import OLD_DAG_IDS
 
 LV0, LV2, HC = dg.AssetKey(["lv0", "r_goods"]), dg.AssetKey(["lv2", "product2"]), dg.AssetKey(["hc", "product2"])

@@ -155,7 +155,7 @@ class RunOutcome:
             materialized: set[dg.AssetKey] = set()
             failed_checks: dict[dg.AssetKey, list[str]] = {}
             records = self._context.instance.all_logs(
-                self._context.run_id,
+                self._context.run.run_id,
                 of_type={dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION},
             )
             for record in records:

@@ -22,6 +22,7 @@ from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.step_execution import executor_from_environment
+from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataHubIOManager
 from bodyfriend_assets.transforms import build_sql_assets
 
 catalog = load_catalog()
@@ -50,6 +51,7 @@ step_executor = executor_from_environment(local=dg.multiprocess_executor.configu
     {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
 ))
 
+datahub = DataHub()
 defs = dg.Definitions(
     assets=[*platform_assets, build_dependency_manager_asset(dependencies)],
     asset_checks=[
@@ -58,6 +60,12 @@ defs = dg.Definitions(
     jobs=[daily_job, compat_job],
     schedules=[daily_schedule, compat_schedule],
     sensors=[build_dag_log_sensor(dag_ids)],
-    resources={"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect()},
+    resources={
+        "legacy": LegacyDatabase(),
+        "datahub": datahub,
+        # Python assets' tables (io_manager_key=DATAHUB_IO): read in bounded chunks, written by COPY
+        DATAHUB_IO: DataHubIOManager(datahub=datahub),
+        "heroku_connect": HerokuConnect(),
+    },
     executor=step_executor,
 )

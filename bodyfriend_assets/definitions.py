@@ -51,7 +51,8 @@ step_executor = executor_from_environment(local=dg.multiprocess_executor.configu
     {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
 ))
 
-datahub = DataHub()
+# The URLs as dg.EnvVar where the variables are set: the UI shows which variable each reads.
+datahub = DataHub.from_environment()
 defs = dg.Definitions(
     assets=[*platform_assets, build_dependency_manager_asset(dependencies)],
     asset_checks=[
@@ -61,7 +62,7 @@ defs = dg.Definitions(
     schedules=[daily_schedule, compat_schedule],
     sensors=[build_dag_log_sensor(dag_ids)],
     resources={
-        "legacy": LegacyDatabase(),
+        "legacy": LegacyDatabase.from_environment(),
         "datahub": datahub,
         # Python assets' tables (io_manager_key=DATAHUB_IO): read in bounded chunks, written by COPY
         DATAHUB_IO: DataHubIOManager(datahub=datahub),

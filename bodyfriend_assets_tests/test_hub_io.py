@@ -172,15 +172,21 @@ def _failing_run(datahub_url, frames) -> str:
     return str(failure.step_failure_data.error.to_string())
 
 
-def test_a_value_its_column_cannot_hold_fails_naming_table_and_column_and_writes_nothing(datahub_url, monkeypatch):
+@pytest.mark.parametrize("column, value", [
+    ("amount", "secret-value"),  # refused by PostgreSQL: not a number
+    ("name", {"secret-value": 1}),  # refused before the COPY: no text form
+])
+def test_a_value_its_column_cannot_hold_fails_naming_table_and_column_and_writes_nothing(
+    column, value, datahub_url, monkeypatch
+):
     monkeypatch.setenv("BODYFRIEND_DATAHUB_URL", datahub_url.render_as_string(hide_password=False))
     bad = frame(range(100, 103), "bad")
-    bad["amount"] = bad["amount"].astype(object)
-    bad.loc[1, "amount"] = "secret-value"
+    bad[column] = bad[column].astype(object)
+    bad.at[1, column] = value
 
     error = _failing_run(datahub_url, [frame(range(10, 20), "written first"), bad])
 
-    assert "lv1ex.sample: column amount cannot hold a value of the output" in error
+    assert f"lv1ex.sample: column {column} cannot hold a value of the output" in error
     assert "secret-value" not in error
 
 

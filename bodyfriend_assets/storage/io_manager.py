@@ -153,11 +153,8 @@ class DataHubIOManager(dg.ConfigurableIOManager):
         return TableChunks(read_frames(self.datahub.engine(), table, window, self.chunk_rows, self.chunk_bytes))
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | Iterable[pd.DataFrame]) -> None:
-        if context.has_asset_partitions:
-            table = hub_table(context.asset_key, context.definition_metadata, True)
-            window = partition_window(context) if table.partition_column else None
-        else:
-            table, window = hub_table(context.asset_key, context.definition_metadata, False), None
+        table = hub_table(context.asset_key, context.definition_metadata, context.has_asset_partitions)
+        window = partition_window(context) if table.partition_column else None
         frames = [obj] if isinstance(obj, pd.DataFrame) else obj
         if frames is None or not isinstance(frames, Iterable):
             raise HubWriteError(

@@ -25,6 +25,7 @@ from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.step_execution import executor_from_environment
+from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataHubIOManager
 from bodyfriend_assets.transforms import build_sql_assets
 
 catalog = load_catalog()
@@ -55,6 +56,8 @@ step_executor = executor_from_environment(local=dg.multiprocess_executor.configu
     {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
 ))
 
+# The URLs as dg.EnvVar where the variables are set: the UI shows which variable each reads.
+datahub = DataHub.from_environment()
 defs = dg.Definitions(
     assets=[*platform_assets, build_dependency_manager_asset(dependencies)],
     asset_checks=[
@@ -67,6 +70,12 @@ defs = dg.Definitions(
         # e-mails: a failed run, a failed blocking check, a table not fresh at 07:00 KST
         *build_alert_sensors(watched=dag_ids, blocking_checks=blocking_checks),
     ],
-    resources={"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect()},
+    resources={
+        "legacy": LegacyDatabase.from_environment(),
+        "datahub": datahub,
+        # Python assets' tables (io_manager_key=DATAHUB_IO): read in bounded chunks, written by COPY
+        DATAHUB_IO: DataHubIOManager(datahub=datahub),
+        "heroku_connect": HerokuConnect(),
+    },
     executor=step_executor,
 )

@@ -1,9 +1,14 @@
 """Dagster resources for the two databases.
 
-The URLs are resolved when a run first connects (``settings``), so loading definitions never
-connects or starts a server, and no URL ever becomes run config shown in the UI. When a step
-sets a resource up, the run log says which mode runs (``BODYFRIEND_ENV``) and which database it
-reads (``settings.describe_url``: driver, port and database only).
+Each carries its URL as a field, ``url``. The platform's definitions (``from_environment``) set it
+to ``dg.EnvVar("BODYFRIEND_..._URL")`` when the variable is set, so the UI's resource page names
+the variable a deployment reads, never its value, and Dagster reads the value when a run starts.
+Left ``None`` (the variable unset when definitions loaded), the environment is read when a run
+first connects (``settings``): in development an unset variable is the embedded server, in
+production it fails naming the variable. Tests pass a URL instead of patching the environment.
+Loading definitions never connects or starts a server. When a step sets a resource up, the run
+log says which mode runs (``BODYFRIEND_ENV``) and which database it reads
+(``settings.describe_url``: driver, port and database only).
 
 Every connection has a connect (SQL Server: login) timeout and a statement timeout
 (``settings.connect_timeout`` / ``statement_timeout``), so a server that accepts a connection and
@@ -12,10 +17,12 @@ never answers fails the try in seconds instead of holding it for minutes.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import dagster as dg
 import sqlalchemy as sa
+from pydantic import Field
 from sqlalchemy.engine import URL, Engine
 
 from bodyfriend_assets import settings
@@ -67,6 +74,23 @@ def dispose_engines() -> None:
         engine.dispose()
 
 
+def url_field(var: str) -> str | None:
+    """A resource's ``url``: ``dg.EnvVar(var)`` when ``var`` is set, else None (see above)."""
+    return dg.EnvVar(var) if os.environ.get(var, "").strip() else None
+
+
+def _given(url: str | None) -> str | None:
+    """The field's value; an ``EnvVar`` not yet resolved by Dagster (a resource used outside a
+    run, as the CLI does) is read from the environment now."""
+    return url.get_value() if isinstance(url, dg.EnvVar) else url
+
+
+_URL_DESCRIPTION = (
+    "SQLAlchemy URL; set as dg.EnvVar({var}) in deployments, so only the variable's name is shown. "
+    "None: {var} is read when a run connects (development: the embedded server when unset)."
+)
+
+
 def _log_mode(context: dg.InitResourceContext, what: str, url: URL) -> None:
     if context.log is not None:
         context.log.info(
@@ -75,27 +99,44 @@ def _log_mode(context: dg.InitResourceContext, what: str, url: URL) -> None:
 
 
 class LegacyDatabase(dg.ConfigurableResource):
-    """The legacy ERP (SQL Server in production): ``BODYFRIEND_LEGACY_URL``; in development mode,
-    when unset, the embedded stand-in. ``BODYFRIEND_ENV=production`` requires the variable."""
+    """The legacy ERP (SQL Server in production): ``url``, else ``BODYFRIEND_LEGACY_URL``; in
+    development mode, when unset, the embedded stand-in. ``BODYFRIEND_ENV=production`` requires it."""
+
+    url: str | None = Field(default=None, description=_URL_DESCRIPTION.format(var=settings.LEGACY_URL_VAR))
+
+    @classmethod
+    def from_environment(cls) -> LegacyDatabase:
+        return cls(url=url_field(settings.LEGACY_URL_VAR))
+
+    def database_url(self) -> URL:
+        return settings.legacy_url(_given(self.url))
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        _log_mode(context, "legacy ERP", settings.legacy_url())
+        _log_mode(context, "legacy ERP", self.database_url())
 
     def engine(self) -> Engine:
-        return engine_for(settings.legacy_url())
+        return engine_for(self.database_url())
 
 
 class DataHub(dg.ConfigurableResource):
-    """The Data Hub PostgreSQL: ``BODYFRIEND_DATAHUB_URL``; in development mode, when unset, the
-    embedded server. ``BODYFRIEND_ENV=production`` requires the variable.
+    """The Data Hub PostgreSQL: ``url``, else ``BODYFRIEND_DATAHUB_URL``; in development mode,
+    when unset, the embedded server. ``BODYFRIEND_ENV=production`` requires it.
 
     ``lock_timeout_seconds``: how long a load waits for a lock on its table before failing with
     the table and the lock's holders named (``table_locks``)."""
 
+    url: str | None = Field(default=None, description=_URL_DESCRIPTION.format(var=settings.DATAHUB_URL_VAR))
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS
 
+    @classmethod
+    def from_environment(cls) -> DataHub:
+        return cls(url=url_field(settings.DATAHUB_URL_VAR))
+
+    def database_url(self) -> URL:
+        return settings.datahub_url(_given(self.url))
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        _log_mode(context, "Data Hub", settings.datahub_url())
+        _log_mode(context, "Data Hub", self.database_url())
 
     def engine(self) -> Engine:
-        return engine_for(settings.datahub_url())
+        return engine_for(self.database_url())

@@ -10,7 +10,8 @@
   naming it; nothing embedded is ever started or seeded, so a server that lost a variable cannot
   run a night on synthetic data.
 
-The URLs are read when a connection is made, never at import, and are only ever shown through
+The URLs are read when a connection is made, never at import (a resource may carry one as a
+field, ``given`` below, which then stands for the variable), and are only ever shown through
 ``describe_url`` (driver, port and database: no user, password or host). A password may be written
 with its ``@`` unencoded; the URL is split at its last ``@``.
 """
@@ -70,8 +71,8 @@ def parse_url(raw: str, var: str) -> URL:
         raise SettingsError(f"{var} is not a valid SQLAlchemy URL") from None
 
 
-def _from_env(var: str) -> URL | None:
-    raw = os.environ.get(var, "").strip()
+def _from_env(var: str, given: str | None = None) -> URL | None:
+    raw = (os.environ.get(var, "") if given is None else given).strip()
     if raw:
         return parse_url(raw, var)
     if mode() == PRODUCTION:
@@ -82,8 +83,10 @@ def _from_env(var: str) -> URL | None:
     return None
 
 
-def legacy_url() -> URL:
-    url = _from_env(LEGACY_URL_VAR)
+def legacy_url(given: str | None = None) -> URL:
+    """``given`` (a resource's field), else ``BODYFRIEND_LEGACY_URL``, else (development) the
+    embedded stand-in."""
+    url = _from_env(LEGACY_URL_VAR, given)
     if url is None:
         url = embedded.server_url(embedded.LEGACY_DATABASE)
         if embedded.ensure_database(url):
@@ -95,8 +98,10 @@ def legacy_url() -> URL:
     return url
 
 
-def datahub_url() -> URL:
-    return _postgres_setting(DATAHUB_URL_VAR, embedded.DATAHUB_DATABASE)
+def datahub_url(given: str | None = None) -> URL:
+    """``given`` (a resource's field), else ``BODYFRIEND_DATAHUB_URL``, else (development) the
+    embedded server."""
+    return _postgres_setting(DATAHUB_URL_VAR, embedded.DATAHUB_DATABASE, given)
 
 
 def instance_storage_url() -> URL:
@@ -104,8 +109,8 @@ def instance_storage_url() -> URL:
     return _postgres_setting(DAGSTER_PG_URL_VAR, embedded.DAGSTER_DATABASE)
 
 
-def _postgres_setting(var: str, embedded_database: str) -> URL:
-    url = _from_env(var)
+def _postgres_setting(var: str, embedded_database: str, given: str | None = None) -> URL:
+    url = _from_env(var, given)
     if url is None:
         url = embedded.server_url(embedded_database)
         embedded.ensure_database(url)

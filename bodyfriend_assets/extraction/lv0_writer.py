@@ -15,12 +15,13 @@
 Until the commit, readers see the previous rows; if the process dies, PostgreSQL rolls the
 transaction back, temporary tables included, and a re-run starts clean. Every load waits at most
 ``lock_timeout_seconds`` for a lock on its table (``table_locks``), and a change of the source's
-columns is followed or refused by one policy for both modes (``schema_drift``).
+columns is followed or refused by one policy for both modes (``schema_drift``). The COPY itself,
+and the load's locks, are ``storage.copy_writer``'s, which the Data Hub IO manager writes through
+too.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,12 +34,11 @@ from bodyfriend_assets.extraction.schema_drift import GONE, plan_drift
 from bodyfriend_assets.extraction.source import SourceTable
 from bodyfriend_assets.partitions import FIRST_PARTITION_START, START_DATE
 from bodyfriend_assets.reload_in_place import merge_staged
-from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS, set_lock_timeout
+# COPY_CHUNK_BYTES is imported from here by the lv0 checks (their re-read of missing keys).
+from bodyfriend_assets.storage.copy_writer import COPY_CHUNK_BYTES, CopyWriter, lock_for_load, refused_column  # noqa: F401
+from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS
 
 LV0_SCHEMA = "lv0"
-# psycopg2 reads COPY input from its file object in chunks of this size (its default is 8 kB:
-# a Python call, and a hand-over of the GIL, every 8 kB).
-COPY_CHUNK_BYTES = 1 << 20
 LINEAGE_COLUMNS = (
     sa.Column("_loaded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("_run_id", sa.Text, nullable=False),
@@ -101,7 +101,6 @@ class Lv0Load:
         self.rows_changed = 0  # incremental: lv0 rows inserted or updated so far
         self.schema_changes: list[str] = []  # how lv0 followed the source's columns (schema_drift)
         self.cleared_columns: list[str] = []  # lv0 columns the source lost: NULL in written rows
-        self._cursor = conn.connection.driver_connection.cursor()
         self._prepare()
 
     # -- setup -----------------------------------------------------------------------------
@@ -110,11 +109,8 @@ class Lv0Load:
         ensure_schema(self.conn.engine, LV0_SCHEMA)
         # Loads of one table queue behind each other (two runs of overlapping partitions would
         # otherwise race to create the table or deadlock in the upsert); other tables go on.
-        self.conn.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(f"{LV0_SCHEMA}.{self.source.entry.name}")))
-        )
         # Only then a bounded wait: any other lock on the table is someone else's.
-        set_lock_timeout(self.conn, self.lock_timeout_seconds)
+        lock_for_load(self.conn, f"{LV0_SCHEMA}.{self.source.entry.name}", self.lock_timeout_seconds)
         self.target.create(self.conn, checkfirst=True)
         self._check_target_columns()
         keys = self.source.entry.key_columns
@@ -133,7 +129,7 @@ class Lv0Load:
             partition_index = sa.Index(f"{self.target.name}__partition", self.target.c["_partition"])
             self.conn.execute(sa.schema.CreateIndex(partition_index, if_not_exists=True))
             self._prepare_merge()
-        self._copy_sql = self._copy_statement(self.staging)
+        self._pages = CopyWriter(self.conn, self.staging)
 
     def _temporary_table(self, name: str, columns: list[tuple[str, sa.types.TypeEngine]]) -> sa.Table:
         """A temporary table of this load's transaction (dropped at its end, or with it)."""
@@ -143,12 +139,6 @@ class Lv0Load:
         )
         table.create(self.conn)
         return table
-
-    def _copy_statement(self, table: sa.Table) -> str:
-        preparer = self.conn.dialect.identifier_preparer
-        columns = ", ".join(preparer.quote(c.name) for c in table.columns)
-        return f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN"
-
 
     def _check_target_columns(self) -> None:
         """Follow the source's column changes in lv0, or refuse them (``schema_drift``)."""
@@ -255,7 +245,7 @@ class Lv0Load:
         if not copy_text:
             return
         try:
-            self._cursor.copy_expert(self._copy_sql, io.BytesIO(copy_text), size=COPY_CHUNK_BYTES)
+            self._pages.write(copy_text)
         except psycopg2.errors.UniqueViolation as err:
             # This DETAIL holds the key alone: "Key (item_cd)=(HI000502) already exists."
             raise Lv0WriteError(
@@ -292,7 +282,7 @@ class Lv0Load:
         constraint at fault, never a value (PostgreSQL's own message and DETAIL quote the row)."""
         entry = self.source.entry
         diag = getattr(err, "diag", None)
-        column = getattr(diag, "column_name", None)
+        column = refused_column(err)
         at_fault = f", column {column}" if column else ""
         if column in entry.key_columns and isinstance(err, psycopg2.errors.NotNullViolation):
             return Lv0WriteError(
@@ -314,11 +304,10 @@ class Lv0Load:
         self.source_keys = self._temporary_table(
             f"_source_keys_{self.source.entry.name}", [(k, types[k]) for k in self.source.entry.key_columns]
         )
-        self._keys_copy_sql = self._copy_statement(self.source_keys)
+        self._keys = CopyWriter(self.conn, self.source_keys)
 
     def write_source_keys(self, copy_text: bytes) -> None:
-        if copy_text:
-            self._cursor.copy_expert(self._keys_copy_sql, io.BytesIO(copy_text), size=COPY_CHUNK_BYTES)
+        self._keys.write(copy_text)
 
     def delete_missing(self, sample: int) -> tuple[int, list[tuple]]:
         """Delete the lv0 rows whose key the source no longer holds; returns (rows deleted, the

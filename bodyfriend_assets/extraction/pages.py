@@ -258,33 +258,45 @@ def _dbapi_stream(
 ) -> Iterator[tuple[Page, list]]:
     """(page, its last row's position) of one ordered query fetched through the DBAPI driver, a
     chunk of rows at a time (``yield_per``: a server-side cursor on psycopg2, whose FETCHes are
-    statements of their own; pymssql streams the result as it is fetched)."""
+    statements of their own; pymssql streams the result as it is fetched). The chunks are fetched
+    in a thread of their own (``pushed``), so the source works while Python encodes."""
     positions = read.order_positions
     result = conn.execution_options(yield_per=ENCODE_ROWS).execute(read.stream_query(last))
+
+    def fetch(put: Callable[[object], None]) -> None:
+        while chunk := result.fetchmany(ENCODE_ROWS):
+            put(chunk)
+
+    chunks = pushed(fetch)
+    carried: list = []
     previous = None
     exhausted = False
-    while not exhausted:
-        limit = sizer.rows()
-        parts, rows, size, first, final = [], 0, 0, None, None
-        while rows < limit and size < sizer.page_bytes:
-            chunk = result.fetchmany(min(ENCODE_ROWS, limit - rows))
-            if not chunk:
-                exhausted = True
-                break
-            if first is None:
-                first = chunk[0]
-            text = encoder.encode_rows(chunk).encode("utf-8")
-            parts.append(text)
-            size += len(text)
-            rows += len(chunk)
-            final = chunk[-1]
-        if not rows:
-            return
-        first_position = [first[i] for i in positions]
-        if first_position == previous:
-            _refuse_shared_position(read, 2, first_position)
-        previous = [final[i] for i in positions]
-        yield _observed(sizer, Page(b"".join(parts), rows)), previous
+    try:
+        while not exhausted:
+            limit = sizer.rows()
+            parts, rows, size, first, final = [], 0, 0, None, None
+            while rows < limit and size < sizer.page_bytes:
+                chunk = carried or next(chunks, None)
+                if not chunk:
+                    exhausted = True
+                    break
+                chunk, carried = chunk[:limit - rows], chunk[limit - rows:]
+                if first is None:
+                    first = chunk[0]
+                text = encoder.encode_rows(chunk).encode("utf-8")
+                parts.append(text)
+                size += len(text)
+                rows += len(chunk)
+                final = chunk[-1]
+            if not rows:
+                return
+            first_position = [first[i] for i in positions]
+            if first_position == previous:
+                _refuse_shared_position(read, 2, first_position)
+            previous = [final[i] for i in positions]
+            yield _observed(sizer, Page(b"".join(parts), rows)), previous
+    finally:
+        chunks.close()
 
 
 def _copy_stream(

@@ -33,8 +33,8 @@ process of its own:
    load's key-only keyset scan of the whole table and its anti-join are all it does; shown as a
    ratio to (1) at the same size;
 
-(1), (2), (6) and (7) also run on a 200,000-row table, to show that memory does not grow with the
-table. Last, the daily run's own cost: the platform's ``daily_data_hub`` job (every layer, with
+(1), (2), (1n), (2n), (6) and (7) also run on a 200,000-row table (``--small-rows``), to show that
+memory does not grow with the table and the rate relative to the pipe holds. Last, the daily run's own cost: the platform's ``daily_data_hub`` job (every layer, with
 its checks) for one day of ``bodyfriend seed``-size data (20,000 rows), through ``execute_job``
 on an instance configured by the repository's dagster.yaml (PostgreSQL storage, in a new database
 each time), with the job's executor and with the in-process one; its wall time is split into the
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.extraction", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the main table")
     parser.add_argument("--small-rows", type=int, default=200_000,
-                        help="rows of the table (1), (2) and (6) also run on, for memory (0: skip)")
+                        help="rows of the table (1), (2), (1n), (2n) and (6) also run on, for memory (0: skip)")
     parser.add_argument("--legacy-rows", type=int, default=50_000, help="rows for the legacy method (4)")
     parser.add_argument("--naive-rows", type=int, default=200_000, help="rows for the naive read_sql (5)")
     parser.add_argument("--days", type=int, default=7, help="days (daily partitions) the data spans")

@@ -19,6 +19,7 @@ import psycopg2.extensions
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
+from sqlalchemy.dialects.mssql import pymssql
 
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.engine import extract_to_lv0
@@ -32,6 +33,7 @@ from bodyfriend_assets_tests.test_extraction_concurrency import (
     lv0_rows,
     source_rows,
 )
+from bodyfriend_assets_tests.test_keyset_sql import _service_receipt_on_sql_server
 
 FIRST_TS = datetime(2024, 3, 5, 0, 10, 0, 333000)
 ROWS_PER_TS = 250
@@ -245,3 +247,26 @@ def test_a_stream_cut_by_the_statement_timeout_reads_on_from_the_last_row(legacy
     assert resumed and "statement timeout" in resumed[0], messages
     assert lv0_rows(datahub) == expected
     assert result.rows == len(expected)
+
+
+def test_the_sql_server_stream_is_one_ordered_select_resumed_by_the_expanded_keyset():
+    """What SQL Server gets for a pass without an index: no TOP, no OFFSET or ROW_NUMBER; a
+    resumed stream starts after the last row by the expanded keyset predicate, values bound."""
+    source = _service_receipt_on_sql_server()
+    read = source.read(source.window(datetime(2024, 3, 4, 21), datetime(2024, 3, 6)))
+    first = " ".join(str(read.stream_query(None).compile(dialect=pymssql.dialect())).split())
+    resumed = read.stream_query(["2024-03-05 10:00:00.003", "HI24030500017"]).compile(dialect=pymssql.dialect())
+    flat = " ".join(str(resumed).split())
+
+    for sql in (first, flat):
+        assert sql.startswith("SELECT [RENTAL]") and "TOP" not in sql
+        assert "OFFSET" not in sql.upper() and "ROW_NUMBER" not in sql.upper() and "NOLOCK" not in sql.upper()
+        assert sql.endswith(
+            "ORDER BY [RENTAL].dbo.[R_SERVICE_RECEIPT].[UPDT_DT], [RENTAL].dbo.[R_SERVICE_RECEIPT].[RECEIPT_NO]"
+        )
+    assert "[RECEIPT_NO] >" not in first
+    assert (
+        "[UPDT_DT] >= :UPDT_DT_3 AND ([UPDT_DT] > :UPDT_DT_4 "
+        "OR [UPDT_DT] = :UPDT_DT_5 AND [RECEIPT_NO] > :RECEIPT_NO_1)"
+    ) in flat.replace("[RENTAL].dbo.[R_SERVICE_RECEIPT].", "")
+    assert "HI24030500017" in resumed.params.values() and "HI24030500017" not in flat

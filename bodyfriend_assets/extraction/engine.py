@@ -1,7 +1,9 @@
 """One lv0 load: read a legacy table's window page by page and write it atomically to lv0.
 
 At most a few pages (the one being written and the reader's prefetch) are in memory at a time,
-whatever the table size.
+whatever the table size. A pass whose order a source index serves is read a keyset page per
+query; one without such an index (e.g. no index on the cursor) as one ordered, streamed query,
+resumed from the last row read if the connection is lost (``pages``).
 
 An incremental load reads three keyset passes (``SourceTable.load_reads``): the window (open
 below for the first partition), the rows stamped in the future and the rows with a NULL cursor.
@@ -40,7 +42,7 @@ from sqlalchemy.engine import Engine
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import FloatingRows, Lineage, Lv0Load, Lv0WriteError
-from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, prefetched, read_pages
+from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, prefetched, read_pages, read_plan
 from bodyfriend_assets.extraction.source import KeysetRead, SourceTable
 from bodyfriend_assets.partitions import FIRST_PARTITION_START, last_partition_of, naive_kst, start_of_tomorrow
 from bodyfriend_assets.table_metadata import size_metadata, table_metadata, window_partitions
@@ -68,6 +70,7 @@ class ExtractionResult:
     delete_seconds: float = 0.0
     nul_characters_removed: int = 0
     schema_changes: list[str] = field(default_factory=list)  # how lv0 followed the source's columns
+    source_read: str = ""  # how the main pass was read: keyset pages or one ordered stream
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -91,6 +94,7 @@ class ExtractionResult:
             "rows_deleted": self.rows_deleted,
             "nul_characters_removed": self.nul_characters_removed,
             "mode": self.mode,
+            "source_read": self.source_read,
         }
         if self.schema_changes:
             data["schema_changes"] = "\n".join(self.schema_changes)
@@ -180,12 +184,15 @@ def extract_to_lv0(
     reader: str = "auto",
     floating_from: datetime | None = None,
     lock_timeout_seconds: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    plan: str = "auto",
 ) -> ExtractionResult:
     """Copy the window of ``entry`` from ``legacy`` into lv0 on ``datahub``, atomically.
 
     ``reader`` picks the page reader: ``copy`` (PostgreSQL sources), ``dbapi`` (any source, the
     SQL Server path), or ``auto``. Pages hold at most ``page_size`` rows (default: the catalog's)
-    and about ``page_bytes`` of COPY text. ``floating_from`` (default: the start of tomorrow,
+    and about ``page_bytes`` of COPY text. ``plan`` (``pages.read_plan``): ``auto`` reads a pass
+    by keyset pages when a source index serves its order, as one ordered stream otherwise;
+    ``pages`` or ``stream`` force one way. ``floating_from`` (default: the start of tomorrow,
     KST): incremental rows stamped at or after it are read by every load. A change of the
     source's columns is reported through ``warn``; a lock on the lv0 table held longer than
     ``lock_timeout_seconds`` fails the load.
@@ -198,7 +205,7 @@ def extract_to_lv0(
     sizer = PageSizer(page_size or entry.page_size, page_bytes, source.estimated_row_bytes)
     encoder = RowEncoder([c.lv0_type for c in source.columns])
     reader = choose_reader(legacy, reader)
-    pages = read_pages(reads, legacy, sizer, encoder, reader)
+    pages = read_pages(reads, legacy, sizer, encoder, reader, plan, log)
     incremental = entry.mode == "incremental"
     result = ExtractionResult(
         table=entry.qualified_name,
@@ -207,6 +214,7 @@ def extract_to_lv0(
         window_end=end if incremental else None,
         source_rows=total,
         load_started=load_started,
+        source_read=_described(reads[0], plan),
     )
     floating = FloatingRows(floating_from, last_partition_of(end)) if incremental else None
     log(f"{entry.qualified_name}: {total:,} source rows to read ({entry.mode})")
@@ -227,7 +235,7 @@ def extract_to_lv0(
                 last_report = now
                 log(_progress(entry, result.rows, total, now - began))
         if incremental:
-            _delete_pass(load, source, legacy, reader, sizer.max_rows * KEY_PAGE_FACTOR, page_bytes, result, log)
+            _delete_pass(load, source, legacy, reader, plan, sizer.max_rows * KEY_PAGE_FACTOR, page_bytes, result, log)
         result.rows_changed = load.finish()
         result.extra = table_metadata(conn, "lv0", entry.name, window_partitions(start, end) if result.window_end else None)
         if "note" in result.extra:
@@ -240,8 +248,8 @@ def extract_to_lv0(
 
 
 def _delete_pass(
-    load: Lv0Load, source: SourceTable, legacy: Engine, reader: str, page_rows: int, page_bytes: int,
-    result: ExtractionResult, log: Callable[[str], None],
+    load: Lv0Load, source: SourceTable, legacy: Engine, reader: str, plan: str, page_rows: int,
+    page_bytes: int, result: ExtractionResult, log: Callable[[str], None],
 ) -> None:
     """Delete from lv0 the rows the source no longer holds (the module docstring says why this
     runs after the upserts, in their transaction)."""
@@ -251,7 +259,7 @@ def _delete_pass(
     types = {c.name: c.lv0_type for c in source.columns}
     encoder = RowEncoder([types[name] for name in scan.column_names])
     load.start_key_scan()
-    for page in prefetched(read_pages([scan], legacy, sizer, encoder, reader)):
+    for page in prefetched(read_pages([scan], legacy, sizer, encoder, reader, plan, log)):
         load.write_source_keys(page.copy_text)
         result.source_keys += page.rows
         del page
@@ -264,6 +272,13 @@ def _delete_pass(
             f"lv0.{source.entry.name}: {result.rows_deleted:,} row(s) no longer in "
             f"{source.entry.qualified_name} deleted (keys {list(source.entry.keys)}: {shown}{more})"
         )
+
+
+def _described(read: KeysetRead, plan: str) -> str:
+    """How the load's main pass was read, for its metadata."""
+    way = "keyset pages" if read_plan(read, plan) == "pages" else "one ordered stream"
+    index = "a source index leads with" if read.indexed else "no source index leads with"
+    return f"{way} ({index} {read.order[0]})"
 
 
 def _progress(entry: LegacyTable, rows: int, total: int, elapsed: float) -> str:

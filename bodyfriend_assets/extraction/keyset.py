@@ -12,6 +12,9 @@ can still seek an index (PostgreSQL would seek on ``a >= x`` only and then fetch
 row sharing ``a = x``: tens of thousands per page on the ERP's nightly batch stamps).
 The position comes from the row the database returned; keys are never compared in Python (the
 server's collation decides the order).
+
+Without a limit the same query is one ordered stream of the rest of the window (``pages`` reads it
+that way when no source index serves the order, and resumes it from the last row read).
 """
 
 from __future__ import annotations
@@ -48,17 +51,19 @@ def page_query(
     order_by: Sequence[ColumnElement],
     window: ColumnElement | None,
     last: Sequence | None,
-    page_size: int,
+    page_size: int | None,
     *,
     row_values: bool = False,
 ) -> sa.Select:
-    """The query for one page: rows in the window, after ``last``, in (cursor, key) order."""
+    """The query for one page: rows in the window, after ``last``, in (cursor, key) order;
+    ``page_size=None``: all of them, one ordered stream."""
     position = after(order_by, last, row_values=row_values) if last is not None else None
     conditions = [c for c in (window, position) if c is not None]
     query = sa.select(*select_list).select_from(source)
     if conditions:
         query = query.where(*conditions)
-    return query.order_by(*order_by).limit(page_size)
+    query = query.order_by(*order_by)
+    return query if page_size is None else query.limit(page_size)
 
 
 def page_end_query(page: sa.Select, order_by: Sequence[ColumnElement]) -> sa.Select:

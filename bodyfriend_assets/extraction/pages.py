@@ -12,11 +12,24 @@
 about ``page_bytes`` of COPY text, first from the row width the reflected column types suggest,
 then from the width of the rows read so far. A wide table gets shorter pages, not bigger ones.
 
+Both readers above ask one query per page, which is cheap only when a source index leads with
+the pass's first ordering column (the cursor, or the key): the page seeks to its position. Without
+such an index every page would read and sort the rest of the pass again, a cost growing with the
+square of the table. ``streamed_pages`` reads such a pass as one ordered query instead (one sort
+on the server), fetched as it arrives and cut into the same pages: COPY text through ``COPY (...)
+TO STDOUT`` on a PostgreSQL source, row fetches (a server-side cursor on psycopg2; pymssql
+streams a result as it is fetched) otherwise. If the connection is lost, or PostgreSQL's
+statement timeout ends the stream, after at least one page was handed out in this query, a new
+query reads on strictly after the last row handed out (``keyset.after``), so no row is lost or
+read twice; a failure before the first page is raised (the step's retry takes over).
+
 ``read_pages`` chains the keyset passes of a load (``SourceTable.load_reads``), or reads one
-(the key scan of a delete pass), through whichever reader fits the source.
+(the key scan of a delete pass), through whichever reader fits the source, paged or streamed
+(``read_plan``).
 
 ``prefetched`` runs a reader in a thread, one or two pages ahead of the writer, so reading and
-writing overlap while memory stays bounded by the queue.
+writing overlap while memory stays bounded by the queue (``pushed``, which the COPY stream uses
+too).
 """
 
 from __future__ import annotations
@@ -24,15 +37,18 @@ from __future__ import annotations
 import io
 import queue
 import threading
-from collections.abc import Iterator
+from contextlib import closing
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Engine
+import psycopg2.errors
+from sqlalchemy.engine import Connection, Engine
 
 from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import Lv0WriteError
 from bodyfriend_assets.extraction.source import KeysetRead
+from bodyfriend_assets.retries import CONNECTION_ERRORS, classify
 
 
 PAGE_BYTES = 8 << 20  # COPY text per page the sizer aims at
@@ -64,12 +80,30 @@ class PageSizer:
         self.row_bytes = self._seen_bytes / self._seen_rows
 
 
+READ_PLANS = ("auto", "pages", "stream")
+
+
+def read_plan(read: KeysetRead, plan: str = "auto") -> str:
+    """How ``read`` is read: ``pages`` (a query per page) or ``stream`` (one ordered query);
+    ``auto`` pages when a source index leads with the pass's first ordering column."""
+    if plan not in READ_PLANS:
+        raise ValueError(f"unknown read plan {plan!r} (auto, pages or stream)")
+    if plan == "auto":
+        return "pages" if read.indexed else "stream"
+    return plan
+
+
 def read_pages(
-    reads: list[KeysetRead], legacy: Engine, sizer: PageSizer, encoder: RowEncoder, reader: str
+    reads: list[KeysetRead], legacy: Engine, sizer: PageSizer, encoder: RowEncoder, reader: str,
+    plan: str = "auto", log: Callable[[str], None] = lambda message: None,
 ) -> Iterator[Page]:
-    """The pages of ``reads``, one pass after the other; ``reader`` is ``copy`` or ``dbapi``."""
+    """The pages of ``reads``, one pass after the other; ``reader`` is ``copy`` or ``dbapi``,
+    ``plan`` as ``read_plan`` takes it. A streamed pass resumed after a lost connection is
+    reported through ``log``."""
     for read in reads:
-        if reader == "copy":
+        if read_plan(read, plan) == "stream":
+            yield from streamed_pages(read, legacy, sizer, encoder, reader, log)
+        elif reader == "copy":
             yield from copy_pages(read, legacy, sizer)
         else:
             yield from dbapi_pages(read, legacy, sizer, encoder)
@@ -165,7 +199,7 @@ def copy_pages(read: KeysetRead, legacy: Engine, sizer: PageSizer) -> Iterator[P
                 # COPY takes no server-side parameters); nothing here formats a value.
                 statement = cursor.mogrify(str(compiled), compiled.params)
                 buffer = io.BytesIO()
-                cursor.copy_expert(b"COPY (" + statement + b") TO STDOUT", buffer)
+                _copy_out(cursor, b"COPY (" + statement + b") TO STDOUT", buffer)
                 data = buffer.getvalue()
                 del buffer
                 rows = data.count(b"\n")
@@ -180,6 +214,170 @@ def copy_pages(read: KeysetRead, legacy: Engine, sizer: PageSizer) -> Iterator[P
                 at_last = conn.execute(read.position_count_query(last)).scalar_one()
                 _refuse_shared_position(read, at_last, last)
                 conn.rollback()
+
+
+def streamed_pages(
+    read: KeysetRead, legacy: Engine, sizer: PageSizer, encoder: RowEncoder, reader: str,
+    log: Callable[[str], None] = lambda message: None,
+) -> Iterator[Page]:
+    """The pages of one ordered query over ``read``, resumed after a lost connection from the
+    last row handed out (the module docstring says when)."""
+    stream = _copy_stream if reader == "copy" else _dbapi_stream
+    last = None
+    resumes = 0
+    while True:
+        progressed = False
+        with legacy.connect() as conn:
+            try:
+                if last is not None:
+                    # The new query starts strictly after ``last``: rows sharing it would be skipped.
+                    _refuse_shared_position(read, conn.execute(read.position_count_query(last)).scalar_one(), last)
+                    conn.rollback()
+                with closing(stream(conn, read, last, sizer, encoder)) as pages:
+                    for page, last_position in pages:
+                        yield page
+                        last, progressed = last_position, True
+                return
+            except CONNECTION_ERRORS as err:
+                if not progressed:
+                    raise
+                fault = classify(err)
+                timed_out = isinstance(getattr(err, "orig", err), psycopg2.errors.QueryCanceled)
+                if not (fault.transient or timed_out):
+                    raise
+                conn.invalidate()
+        resumes += 1
+        log(
+            f"{read.entry.qualified_name}: the source read stopped ({fault}); resume {resumes} reads "
+            f"on after the last row read"
+        )
+
+
+def _dbapi_stream(
+    conn: Connection, read: KeysetRead, last, sizer: PageSizer, encoder: RowEncoder
+) -> Iterator[tuple[Page, list]]:
+    """(page, its last row's position) of one ordered query fetched through the DBAPI driver, a
+    chunk of rows at a time (``yield_per``: a server-side cursor on psycopg2, whose FETCHes are
+    statements of their own; pymssql streams the result as it is fetched). The chunks are fetched
+    in a thread of their own (``pushed``), so the source works while Python encodes."""
+    positions = read.order_positions
+    result = conn.execution_options(yield_per=ENCODE_ROWS).execute(read.stream_query(last))
+
+    def fetch(put: Callable[[object], None]) -> None:
+        while chunk := result.fetchmany(ENCODE_ROWS):
+            put(chunk)
+
+    chunks = pushed(fetch)
+    carried: list = []
+    previous = None
+    exhausted = False
+    try:
+        while not exhausted:
+            limit = sizer.rows()
+            parts, rows, size, first, final = [], 0, 0, None, None
+            while rows < limit and size < sizer.page_bytes:
+                chunk = carried or next(chunks, None)
+                if not chunk:
+                    exhausted = True
+                    break
+                chunk, carried = chunk[:limit - rows], chunk[limit - rows:]
+                if first is None:
+                    first = chunk[0]
+                text = encoder.encode_rows(chunk).encode("utf-8")
+                parts.append(text)
+                size += len(text)
+                rows += len(chunk)
+                final = chunk[-1]
+            if not rows:
+                return
+            first_position = [first[i] for i in positions]
+            if first_position == previous:
+                _refuse_shared_position(read, 2, first_position)
+            previous = [final[i] for i in positions]
+            yield _observed(sizer, Page(b"".join(parts), rows)), previous
+    finally:
+        chunks.close()
+
+
+def _copy_stream(
+    conn: Connection, read: KeysetRead, last, sizer: PageSizer, encoder: RowEncoder
+) -> Iterator[tuple[Page, list]]:
+    """(page, its last row's position) of one ``COPY (ordered query) TO STDOUT``. psycopg2 writes
+    the rows to a file object from inside ``copy_expert``, so the COPY runs in a thread of its
+    own that hands out pages (``pushed``)."""
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg2":
+        raise ValueError("the copy reader reads a PostgreSQL (psycopg2) source only")
+    positions = read.order_positions
+    compiled = read.stream_query(last).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    driver = conn.connection.driver_connection
+    with driver.cursor() as cursor:
+        # psycopg2 binds the parameters (as literals, client-side: COPY takes no parameters).
+        statement = b"COPY (" + cursor.mogrify(str(compiled), compiled.params) + b") TO STDOUT"
+
+    def produce(put: Callable[[object], None]) -> None:
+        sink = _CopyPages(put, sizer)
+        with driver.cursor() as cursor:
+            _copy_out(cursor, statement, sink)
+        sink.flush()
+
+    pages = pushed(produce)
+    finished = False
+    try:
+        previous = None
+        for data, rows in pages:
+            first_position = _line_fields(data[:data.index(b"\n") + 1], positions)
+            if first_position == previous:
+                _refuse_shared_position(read, 2, [_unescape(f) for f in first_position])
+            previous = _line_fields(data[data.rfind(b"\n", 0, len(data) - 1) + 1:], positions)
+            yield _observed(sizer, Page(data, rows)), [_unescape(f) for f in previous]
+        finished = True
+    finally:
+        if not finished:
+            try:
+                driver.cancel()  # the COPY may be waiting for the server: end it there
+            except psycopg2.Error:
+                pass  # the connection is gone already
+            pages.close()
+            conn.invalidate()  # its COPY was cut short: never back into the pool
+
+
+def _copy_out(cursor, statement: bytes, sink) -> None:
+    """``COPY ... TO STDOUT`` into ``sink``. A connection lost during the COPY surfaces in
+    psycopg2 as a bare DatabaseError ("error with status PGRES_COPY_OUT"); it is raised as the
+    connection error it is, so it is resumed or retried like any other."""
+    try:
+        cursor.copy_expert(statement, sink)
+    except psycopg2.DatabaseError:
+        if not cursor.connection.closed:
+            raise
+        raise psycopg2.OperationalError("server closed the connection during COPY") from None
+
+
+class _CopyPages:
+    """The file object ``COPY ... TO STDOUT`` writes to (psycopg2 hands it one row at a time):
+    cuts the text into pages of ``sizer.rows()`` rows or about ``sizer.page_bytes``."""
+
+    def __init__(self, put: Callable[[object], None], sizer: PageSizer):
+        self.put = put
+        self.sizer = sizer
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.limit = sizer.rows()
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+        self.size += len(data)
+        if len(self.parts) >= self.limit or self.size >= self.sizer.page_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        data = b"".join(self.parts)
+        end = data.rfind(b"\n") + 1  # a page holds whole rows; the rest waits for the next
+        self.parts = [data[end:]] if end < len(data) else []
+        self.size = len(data) - end
+        if end:
+            self.put((data[:end], data.count(b"\n", 0, end)))
+        self.limit = self.sizer.rows()
 
 
 def _refuse_shared_position(read: KeysetRead, rows_at_position: int, last: list) -> None:
@@ -201,8 +399,13 @@ def _refuse_shared_position(read: KeysetRead, rows_at_position: int, last: list)
 def last_line_values(copy_text: bytes, positions: list[int]) -> list[str | None]:
     """The fields at ``positions`` of the last line of a COPY text chunk, unescaped."""
     start = copy_text.rfind(b"\n", 0, len(copy_text) - 1) + 1
-    fields = copy_text[start:-1].split(b"\t")
-    return [_unescape(fields[i]) for i in positions]
+    return [_unescape(f) for f in _line_fields(copy_text[start:], positions)]
+
+
+def _line_fields(line: bytes, positions: list[int]) -> list[bytes]:
+    """The fields at ``positions`` of one COPY text line (ending in a newline), as sent."""
+    fields = line[:-1].split(b"\t")
+    return [fields[i] for i in positions]
 
 
 _UNESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
@@ -228,32 +431,40 @@ def _unescape(field: bytes) -> str | None:
     return "".join(out)
 
 
-def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
-    """Iterate ``pages`` in a background thread, at most ``depth`` pages ahead."""
+class _Stopped(Exception):
+    """The consumer of ``pushed`` went away: its producer stops."""
+
+
+def pushed(produce: Callable[[Callable[[object], None]], None], depth: int = 2) -> Iterator:
+    """The items ``produce`` hands to the function it is given, produced in a background thread at
+    most ``depth`` ahead; an error of ``produce`` is raised to the consumer. Once the consumer
+    stops, that function raises in the producer, which is waited for."""
     slots: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
 
-    def produce() -> None:
-        try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        slots.put(page, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(done)
-        except BaseException as err:  # handed to the consumer, which re-raises it
-            slots.put(err)
-        finally:
-            close = getattr(pages, "close", None)
-            if close is not None:
-                close()
+    def put(item: object) -> None:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
 
-    worker = threading.Thread(target=produce, name="keyset-reader", daemon=True)
+    def run() -> None:
+        try:
+            produce(put)
+            put(done)
+        except _Stopped:
+            pass
+        except BaseException as err:  # handed to the consumer, which re-raises it
+            try:
+                put(err)
+            except _Stopped:
+                pass
+
+    worker = threading.Thread(target=run, name="keyset-reader", daemon=True)
     worker.start()
     try:
         while True:
@@ -271,3 +482,18 @@ def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
             except queue.Empty:
                 pass
         worker.join()
+
+
+def prefetched(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
+    """Iterate ``pages`` in a background thread, at most ``depth`` pages ahead."""
+
+    def produce(put: Callable[[object], None]) -> None:
+        try:
+            for page in pages:
+                put(page)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
+
+    return pushed(produce, depth)

@@ -38,6 +38,8 @@ class SourceTable:
     entry: LegacyTable
     on_sql_server: bool
     columns: tuple[SourceColumn, ...]  # table columns, then expression columns
+    # The source's indexes (primary key included), each as its lower-case column names in order.
+    indexes: tuple[tuple[str, ...], ...] = ()
 
     @classmethod
     def reflect(cls, conn: Connection, entry: LegacyTable) -> SourceTable:
@@ -72,7 +74,7 @@ class SourceTable:
             # missing argument column).
             width = widths.get(expression.argument.lower(), UNBOUNDED_WIDTH)
             columns.append(SourceColumn(expression.name, expression.name.lower(), sa.Text(), width))
-        table = cls(entry, on_sql_server, tuple(columns))
+        table = cls(entry, on_sql_server, tuple(columns), _indexes(conn, schema, name))
         table._check_against_catalog()
         return table
 
@@ -228,6 +230,12 @@ class KeysetRead:
         return [self.source._column(n) for n in self.order]
 
     @property
+    def indexed(self) -> bool:
+        """Whether a source index leads with the first ordering column, so a keyset page can
+        seek to its position instead of reading and sorting the rest of the pass."""
+        return any(index[:1] == self.order[:1] for index in self.source.indexes)
+
+    @property
     def order_positions(self) -> list[int]:
         """Where each ordering column sits in a fetched row (to take the next page's position)."""
         names = self.column_names
@@ -238,6 +246,10 @@ class KeysetRead:
             self.select_list, self.source._table_clause, self.order_by, self.where, last, page_size,
             row_values=not self.source.on_sql_server,
         )
+
+    def stream_query(self, last) -> sa.Select:
+        """Every row of the pass after ``last`` (from the start: None), in order: one stream."""
+        return self.page_query(last, None)
 
     def page_end_query(self, last, page_size: int) -> sa.Select:
         """Where the page after ``last`` will end, read from the keyset index alone."""
@@ -265,6 +277,24 @@ class KeysetRead:
         ).select_from(self.source._table_clause)
         conditions = [c for c in (self.where, sa.or_(*(k.is_(None) for k in keys))) if c is not None]
         return query.where(*conditions)
+
+
+def _indexes(conn: Connection, schema: str, name: str) -> tuple[tuple[str, ...], ...]:
+    """The table's primary key and indexes as lower-case column lists (an expression's column,
+    which has no name, ends the list)."""
+    inspector = sa.inspect(conn)
+    found = [inspector.get_pk_constraint(name, schema=schema).get("constrained_columns") or []]
+    found += [index["column_names"] for index in inspector.get_indexes(name, schema=schema)]
+    indexes = []
+    for columns in found:
+        named = []
+        for column in columns:
+            if column is None:
+                break
+            named.append(column.lower())
+        if named:
+            indexes.append(tuple(named))
+    return tuple(indexes)
 
 
 def _address(entry: LegacyTable, on_sql_server: bool) -> tuple[str, str]:

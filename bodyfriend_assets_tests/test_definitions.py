@@ -27,7 +27,7 @@ def test_every_catalog_table_has_a_legacy_source_and_an_lv0_asset():
         assert node.partitions_def.timezone == "Asia/Seoul"
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
         assert graph.get(dg.AssetKey.from_user_string(legacy)).group_name == "legacy"
-    assert len(keys) == 62 + 1 + 36 + 12  # + compat/dependency_manager, 24 lv1, 12 lv2, 12 hc
+    assert len(keys) == 62 + 1 + 39 + 15  # + compat/dependency_manager, 24 lv1, 15 lv2, 15 hc
 
 
 def test_the_contract_example_table_is_named_as_documented():

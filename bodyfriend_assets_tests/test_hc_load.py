@@ -169,6 +169,52 @@ def test_a_value_salesforce_would_refuse_is_quarantined_and_the_rest_of_the_batc
     assert scalar(hub, "SELECT count(*) FROM salesforce._trigger_log WHERE table_name = 'account'") == account["rows_inserted"]
 
 
+def test_lounges_visit_customers_and_reservation_customers_reach_heroku_connect_tables_of_their_own(platform):
+    _, hub = platform
+    result = chain()
+    assert result.success
+    loaded = hc_metadata(result)
+    tables = {"hc/bbs_map": "bbs_map__c", "hc/exhibition_visit_customer": "exhibition_visit_customer__c",
+              "hc/experience_reservation_customer": "experience_reservation_customer__c"}
+    for key, table in tables.items():
+        source = key.split("/")[1]
+        written = scalar(hub, f"SELECT count(*) FROM salesforce.{table}")
+        assert written == loaded[key]["rows_inserted"] > 0, key
+        assert written + loaded[key]["quarantine_count"] == scalar(hub, f"SELECT count(*) FROM lv2.{source}"), key
+    assert loaded["hc/bbs_map"]["quarantine_count"] == 0
+    assert all(e.passed for (key, name), e in checks(result).items() if key in tables and name != "quarantine_count")
+
+    # the lounge map: every lounge, its position as lv2 rounded it, its hours, its date in UTC
+    lounges = rows(hub, "SELECT l.name, h.name, l.latitude, h.latitude__c, l.opening_time, h.opening_time__c, "
+                        "l.erp_updated_at, h.erp_updated_at__c FROM lv2.bbs_map l "
+                        "JOIN salesforce.bbs_map__c h ON h.bf_external_id__c = l.external_id")
+    assert len(lounges) == loaded["hc/bbs_map"]["rows_inserted"]
+    for name, hc_name, latitude, hc_latitude, opening, hc_opening, local, utc in lounges:
+        assert (hc_name, hc_latitude, hc_opening) == (name, float(latitude), opening)
+        assert (local - utc).total_seconds() == 9 * 3600
+
+    # a visit customer names its visit, its lounge, and its Account and Lead when it has them,
+    # each through the relationship external-ID column, and each a record of the parent's table
+    visitors = rows(hub, "SELECT h.exhibition_visit__r__bf_external_id__c, l.exhibition_visit_external_id, "
+                         "h.lounge__r__bf_external_id__c, l.lounge_external_id, h.account__r__bf_external_id__c, "
+                         "l.account_external_id, h.lead__r__bf_external_id__c, l.lead_external_id "
+                         "FROM salesforce.exhibition_visit_customer__c h "
+                         "JOIN lv2.exhibition_visit_customer l ON l.external_id = h.bf_external_id__c")
+    assert visitors and all(hc == lv for row in visitors for hc, lv in zip(row[::2], row[1::2]))
+    assert any(row[4] for row in visitors) and any(row[6] for row in visitors)
+    assert scalar(hub, "SELECT count(*) FROM salesforce.exhibition_visit_customer__c c WHERE NOT EXISTS ("
+                       "SELECT 1 FROM salesforce.exhibition_visit__c v "
+                       "WHERE v.bf_external_id__c = c.exhibition_visit__r__bf_external_id__c)") == 0
+    # a reservation customer is the person its Lead is made of, at the lounge it reserved
+    people = rows(hub, "SELECT c.customer_name__c, c.mobile_phone__c, c.marketing_consent__c, l.lastname, "
+                       "l.mobilephone, l.hasoptedoutofemail, c.lounge__r__bf_external_id__c, l.lounge_code__c "
+                       "FROM salesforce.experience_reservation_customer__c c "
+                       "JOIN salesforce.lead l ON l.bf_external_id__c = c.lead__r__bf_external_id__c")
+    assert len(people) == loaded["hc/experience_reservation_customer"]["rows_inserted"]
+    assert all((name, mobile, consent, lounge) == (last_name, lead_mobile, not opted_out, lead_lounge)
+               for name, mobile, consent, last_name, lead_mobile, opted_out, lounge, lead_lounge in people)
+
+
 def test_the_hc_assets_carry_their_legacy_dag_and_table():
     specs = {spec.key.to_user_string(): spec for spec in HC.specs}
     assert specs["hc/account"].metadata["dag_id"] == "lv1_dag_RENTAL.V_CUSTOMER"

@@ -5,12 +5,16 @@ The ERP stand-in is seeded once and lv0 loaded for 2024-01-01..03 (one run); eve
 its own copy of both databases (``CREATE DATABASE ... TEMPLATE``).
 """
 
+import datetime as dt
+
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from bodyfriend_assets import lv1, lv2
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.hc import HerokuConnect, build_hc_assets, load_mapping
+from bodyfriend_assets.hc.tables import record_salesforce_change
 from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.transforms import build_sql_assets
@@ -46,11 +50,11 @@ def chain(partition: str = DAY, selection=CHAIN, resources=DEV, raise_on_error=T
     )
 
 
-def hc_metadata(result) -> dict[str, dict]:
+def hc_metadata(result, layers=("hc",)) -> dict[str, dict]:
     return {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
         for e in result.get_asset_materialization_events()
-        if e.asset_key.path[0] == "hc"
+        if e.asset_key.path[0] in layers
     }
 
 
@@ -216,7 +220,11 @@ def test_lounges_visit_customers_and_reservation_customers_reach_heroku_connect_
 
 
 def test_the_hc_assets_carry_their_legacy_dag_and_table():
-    specs = {spec.key.to_user_string(): spec for spec in HC.specs}
+    specs = {spec.key.to_user_string(): spec for spec in HC.specs if spec.key.path[0] == "hc"}
+    # the step's one other asset: the Product2 edits made in Salesforce, back into lv1
+    (sync_back,) = [spec for spec in HC.specs if spec.key.path[0] != "hc"]
+    assert (sync_back.key.to_user_string(), sync_back.group_name) == ("lv1/product2_salesforce_edits", "lv1")
+    assert {dep.asset_key.to_user_string() for dep in sync_back.deps} == {"hc/product2"}
     assert specs["hc/account"].metadata["dag_id"] == "lv1_dag_RENTAL.V_CUSTOMER"
     assert specs["hc/opportunity"].metadata["dag_id"] == "lv1_dag_RENTAL.R_ORDER_CONTRACT"
     assert specs["hc/product2"].metadata["dag_id"] == "lv1_dag_RENTAL.R_GOODS"
@@ -257,3 +265,95 @@ def test_a_range_is_one_step_and_a_subset_loads_only_what_was_selected(platform)
     assert set(hc_metadata(subset)) == {"hc/opportunity"}
     assert hc_metadata(subset)["hc/opportunity"]["rows_written"] == 0
     assert scalar(hub, "SELECT count(*) FROM salesforce.product2 WHERE name LIKE '%*'") == 0
+
+
+# -- Product2 edited in Salesforce, back into lv1 -------------------------------------------------
+# The edit arrives in the hc table through Heroku Connect, is brought back into lv1 by the next
+# run, and is not overwritten by the next lv2 -> hc loads until the ERP changes the same field
+# (the old hc.func_hc_to_lv1_product).
+
+EDITS = "lv1/product2_salesforce_edits"
+
+
+def nightly_run() -> dict[str, dict]:
+    result = chain()
+    assert result.success
+    return hc_metadata(result, layers=("hc", "lv1"))
+
+
+def edits(hub) -> set[tuple]:
+    return set(rows(hub, "SELECT external_id, field, column_name, sfid, salesforce_value, erp_value, "
+                         "salesforce_modified_at FROM lv1.product2_salesforce_edits"))
+
+
+def product2_log(hub, after: int) -> list[tuple]:
+    return rows(hub, 'SELECT action, "values" FROM salesforce._trigger_log WHERE table_name = \'product2\' '
+                     "AND id > :after ORDER BY id", after=after)
+
+
+def last_log_id(hub) -> int:
+    return scalar(hub, "SELECT coalesce(max(id), 0) FROM salesforce._trigger_log")
+
+
+def test_the_product2_sync_back_is_downstream_of_hc_product2_and_the_graph_has_no_loop():
+    defs = dg.Definitions(assets=[*LV0, SQL_MODELS, HC], resources=DEV)
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey.from_user_string(EDITS))
+    assert {p.to_user_string() for p in node.parent_keys} == {"hc/product2"}
+    assert node.group_name == "lv1" and not node.child_keys
+    assert graph.toposorted_asset_keys.index(node.key) > graph.toposorted_asset_keys.index(
+        dg.AssetKey(["hc", "product2"]))
+
+
+def test_a_product_edited_in_salesforce_reaches_lv1_and_survives_the_next_loads_until_the_erp_changes_it(platform):
+    legacy_url, hub = platform
+    first = nightly_run()
+    assert first[EDITS]["dagster/row_count"] == 0
+    assert first["hc/product2"]["rows_inserted"] == scalar(hub, "SELECT count(*) FROM lv2.product2") > 0
+    assert first[EDITS]["salesforce_edits"] == 0 and edits(hub) == set()
+
+    # In Salesforce, someone rewrites a product's description and deactivates it; Heroku Connect
+    # writes the change into the hc table (new values, systemmodstamp, SYNCED, no _trigger_log).
+    goods_cd, description = rows(
+        hub, "SELECT external_id, description FROM lv2.product2 WHERE is_active "
+             "AND description IS NOT NULL ORDER BY external_id LIMIT 1")[0]
+    edited_at = dt.datetime(2024, 1, 3, 20, 30)  # UTC: 05:30 on 2024-01-04 in Seoul
+    before = last_log_id(hub)
+    engine = sa.create_engine(hub)
+    with engine.begin() as conn:
+        mapping = load_mapping()
+        record_salesforce_change(conn, mapping.by_object("Product2"), mapping, "salesforce", goods_cd,
+                                 {"sfid": "01t5g00000AbCdEAAV", "description": "세일즈포스에서 고친 설명",
+                                  "isactive": False}, modified_at=edited_at)
+    engine.dispose()
+    assert product2_log(hub, before) == []
+
+    # the next night: nothing written back to Salesforce, the edit is in lv1
+    second = nightly_run()
+    assert second["hc/product2"]["rows_written"] == 0
+    assert product2_log(hub, before) == []
+    assert rows(hub, "SELECT description, isactive FROM salesforce.product2 WHERE bf_external_id__c = :g",
+                g=goods_cd) == [("세일즈포스에서 고친 설명", False)]
+    kst = edited_at + dt.timedelta(hours=9)
+    assert edits(hub) == {
+        (goods_cd, "Description", "description", "01t5g00000AbCdEAAV", "세일즈포스에서 고친 설명", description, kst),
+        (goods_cd, "IsActive", "is_active", "01t5g00000AbCdEAAV", "false", "true", kst),
+    }
+    assert second[EDITS]["salesforce_edits"] == 2 and second[EDITS]["records_edited_in_salesforce"] == 1
+    # ... and the night after: still Salesforce's values, nothing written
+    third = nightly_run()
+    assert third["hc/product2"]["rows_written"] == 0 and third[EDITS]["rows_changed"] == 0
+    assert product2_log(hub, before) == [] and len(edits(hub)) == 2
+
+    # The ERP changes the description: the newer change wins that field, Salesforce keeps IsActive.
+    rows(legacy_url, "UPDATE rental.r_goods SET goods_desc = '신형 모델 설명', updt_dt = '2024-01-03 23:00:00' "
+                     "WHERE goods_cd = :g", g=goods_cd)
+    reload_lv0("R_GOODS")
+    fourth = nightly_run()
+    assert fourth["hc/product2"]["rows_written"] == 1
+    (action, values), = product2_log(hub, before)
+    assert action == "UPDATE" and set(values) == {"description", "erp_updated_at__c"}
+    assert values["description"] == "신형 모델 설명"
+    assert rows(hub, "SELECT description, isactive FROM salesforce.product2 WHERE bf_external_id__c = :g",
+                g=goods_cd) == [("신형 모델 설명", False)]
+    assert {(e[1], e[4], e[5]) for e in edits(hub)} == {("IsActive", "false", "true")}

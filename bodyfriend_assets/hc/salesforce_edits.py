@@ -155,4 +155,5 @@ def bring_back(conn: Connection, obj: HcObject, mapping: HcMapping, schema: str)
         sa.select(sa.func.count(), sa.func.count(sa.distinct(table.c.external_id)))
     ).one()
     conn.commit()
-    return {"salesforce_edits": edits, "records_edited_in_salesforce": records, "rows_changed": changes.rows}
+    return {"rows": edits, "salesforce_edits": edits, "records_edited_in_salesforce": records,
+            "rows_changed": changes.rows}

@@ -18,8 +18,9 @@ In one transaction, no row through Python:
 3. upsert by external ID: a new row is inserted, an existing row is updated only when a mapped
    value differs (``IS DISTINCT FROM``), so an unchanged row is never written and Heroku Connect
    logs nothing. For an object whose Salesforce edits are kept (Product2), a field edited in
-   Salesforce keeps its value until the ERP changes it (:mod:`.salesforce_edits`). Only the mapped columns are written: never ``id``, ``sfid`` or ``_hc_*``;
-   lookups go to the relationship external-ID columns. Nothing is truncated;
+   Salesforce keeps its value until the ERP changes it (:mod:`.salesforce_edits`). Only the
+   mapped columns are written: never ``id``, ``sfid`` or ``_hc_*``; lookups go to the
+   relationship external-ID columns. Nothing is truncated;
 4. deletes (a delete is how Heroku Connect deletes the Salesforce record): a row whose lv2 row
    has it marked (``delete_column``), and every hc row with an external id whose lv2 row is gone
    (the old ``func_delete_nomatch``). Rows without an external id are never touched. A record

@@ -23,6 +23,7 @@ when Salesforce changed it (KST, as lv1 keeps time).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ from bodyfriend_assets.hc.tables import hc_table, written_values_table
 from bodyfriend_assets.reload_in_place import merge_staged
 
 EDITS_SCHEMA = "lv1"
-KST_OFFSET = sa.text("interval '9 hours'")
+KST_OFFSET = dt.timedelta(hours=9)  # systemmodstamp is UTC; lv1 keeps Korean time
 # jsonb_build_object takes at most 100 arguments: 50 fields a call, the calls joined with ||.
 _PAIRS_PER_CALL = 50
 
@@ -137,7 +138,7 @@ def bring_back(conn: Connection, obj: HcObject, mapping: HcMapping, schema: str)
             target.c.sfid,
             _text(target.c[field.hc_column]).label("salesforce_value"),
             base.op("->>")(field.hc_column).label("erp_value"),
-            (target.c.systemmodstamp + KST_OFFSET).label("salesforce_modified_at"),
+            (target.c.systemmodstamp + sa.literal(KST_OFFSET, sa.Interval)).label("salesforce_modified_at"),
         )
         .select_from(target.join(written, sa.and_(written.c.object == obj.object,
                                                   written.c.external_id == target.c[obj.external_id_column])))

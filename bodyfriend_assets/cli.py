@@ -114,6 +114,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     }
     _print_lv0_summary([(e, metadata.get(dg.AssetKey(["lv0", e.name]), {})) for e in catalog.tables])
     _print_layer_summary(metadata, LAYERS)
+    _print_sync_back(metadata)
     checks = [entry.dagster_event.event_specific_data for entry in evaluations]
     failed = [f"{c.asset_key.to_user_string()}:{c.check_name}" for c in checks if not c.passed]
     print(f"checks: {len(checks) - len(failed)} passed, {len(failed)} failed {failed if failed else ''}")
@@ -152,6 +153,15 @@ def _print_layer_summary(metadata: dict, layers) -> None:
         rows = sum(m.get("rows", m.get("rows_read", 0)) for m in tables)
         changed = sum(m.get("rows_changed", 0) for m in tables)
         print(f"{layer:<8} {len(tables):>6} {rows:>10,} {changed:>13,}")
+
+
+def _print_sync_back(metadata: dict) -> None:
+    """The Product2 edits made in Salesforce that the run kept in hc and brought back into lv1."""
+    edits = next((m for key, m in metadata.items() if key.path == ["lv1", "product2_salesforce_edits"]), None)
+    if edits is not None:
+        print(f"Product2 sync-back: {edits['salesforce_edits']:,} fields of "
+              f"{edits['records_edited_in_salesforce']:,} products edited in Salesforce, "
+              "in lv1.product2_salesforce_edits")
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

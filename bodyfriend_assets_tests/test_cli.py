@@ -43,6 +43,8 @@ def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_
     layers = {l.split()[0]: l.split()[1:] for l in out[out.index("layer "):].splitlines()[1:] if l.split()[0] in ("lv0", "lv1", "lv2", "hc")}
     assert layers["lv0"][0] == "31" and int(layers["lv1"][0]) >= 20 and int(layers["lv2"][0]) >= 10
     assert int(layers["lv2"][1].replace(",", "")) > 0
+    # nothing was edited in Salesforce on a first night
+    assert "Product2 sync-back: 0 fields of 0 products edited in Salesforce, in lv1.product2_salesforce_edits" in out
     # only warnings: one day of demo data has hc children whose parents are from earlier days,
     # held back in quarantine rather than written pointing at nothing
     checks_line = next(line for line in out.splitlines() if line.startswith("checks: "))

@@ -27,7 +27,7 @@ def test_every_catalog_table_has_a_legacy_source_and_an_lv0_asset():
         assert node.partitions_def.timezone == "Asia/Seoul"
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
         assert graph.get(dg.AssetKey.from_user_string(legacy)).group_name == "legacy"
-    assert len(keys) == 62 + 1 + 36 + 12  # + compat/dependency_manager, 24 lv1, 12 lv2, 12 hc
+    assert len(keys) == 62 + 1 + 40 + 15  # + compat/dependency_manager, 25 lv1 (one the Product2 sync-back), 15 lv2, 15 hc
 
 
 def test_the_contract_example_table_is_named_as_documented():
@@ -47,7 +47,7 @@ def test_large_tables_share_one_concurrency_pool():
 
 def test_the_daily_job_runs_in_five_named_steps():
     """lv0 in three steps (small tables in two, for two workers to share; large tables in their
-    pool), lv1+lv2 in one, hc in one."""
+    pool), lv1+lv2 in one, hc in one (with the Product2 sync-back into lv1, which reads hc)."""
     job = defs.resolve_job_def("daily_data_hub")
     steps = {node.name for node in job.nodes}
     assert steps == {"lv0_tables_1", "lv0_tables_2", "lv0_large_tables", "sql_models", "hc_objects"}
@@ -57,7 +57,7 @@ def test_the_daily_job_runs_in_five_named_steps():
         if assets.is_executable and assets.op.name in steps
     }
     assert layers == {"lv0_tables_1": {"lv0"}, "lv0_tables_2": {"lv0"}, "lv0_large_tables": {"lv0"},
-                      "sql_models": {"lv1", "lv2"}, "hc_objects": {"hc"}}
+                      "sql_models": {"lv1", "lv2"}, "hc_objects": {"hc", "lv1"}}
 
 
 @pytest.mark.parametrize(

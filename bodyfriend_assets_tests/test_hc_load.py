@@ -5,12 +5,16 @@ The ERP stand-in is seeded once and lv0 loaded for 2024-01-01..03 (one run); eve
 its own copy of both databases (``CREATE DATABASE ... TEMPLATE``).
 """
 
+import datetime as dt
+
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from bodyfriend_assets import lv1, lv2
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.hc import HerokuConnect, build_hc_assets, load_mapping
+from bodyfriend_assets.hc.tables import record_salesforce_change
 from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.transforms import build_sql_assets
@@ -46,11 +50,11 @@ def chain(partition: str = DAY, selection=CHAIN, resources=DEV, raise_on_error=T
     )
 
 
-def hc_metadata(result) -> dict[str, dict]:
+def hc_metadata(result, layers=("hc",)) -> dict[str, dict]:
     return {
         e.asset_key.to_user_string(): {k: v.value for k, v in e.materialization.metadata.items()}
         for e in result.get_asset_materialization_events()
-        if e.asset_key.path[0] == "hc"
+        if e.asset_key.path[0] in layers
     }
 
 
@@ -169,8 +173,58 @@ def test_a_value_salesforce_would_refuse_is_quarantined_and_the_rest_of_the_batc
     assert scalar(hub, "SELECT count(*) FROM salesforce._trigger_log WHERE table_name = 'account'") == account["rows_inserted"]
 
 
+def test_lounges_visit_customers_and_reservation_customers_reach_heroku_connect_tables_of_their_own(platform):
+    _, hub = platform
+    result = chain()
+    assert result.success
+    loaded = hc_metadata(result)
+    tables = {"hc/bbs_map": "bbs_map__c", "hc/exhibition_visit_customer": "exhibition_visit_customer__c",
+              "hc/experience_reservation_customer": "experience_reservation_customer__c"}
+    for key, table in tables.items():
+        source = key.split("/")[1]
+        written = scalar(hub, f"SELECT count(*) FROM salesforce.{table}")
+        assert written == loaded[key]["rows_inserted"] > 0, key
+        assert written + loaded[key]["quarantine_count"] == scalar(hub, f"SELECT count(*) FROM lv2.{source}"), key
+    assert loaded["hc/bbs_map"]["quarantine_count"] == 0
+    assert all(e.passed for (key, name), e in checks(result).items() if key in tables and name != "quarantine_count")
+
+    # the lounge map: every lounge, its position as lv2 rounded it, its hours, its date in UTC
+    lounges = rows(hub, "SELECT l.name, h.name, l.latitude, h.latitude__c, l.opening_time, h.opening_time__c, "
+                        "l.erp_updated_at, h.erp_updated_at__c FROM lv2.bbs_map l "
+                        "JOIN salesforce.bbs_map__c h ON h.bf_external_id__c = l.external_id")
+    assert len(lounges) == loaded["hc/bbs_map"]["rows_inserted"]
+    for name, hc_name, latitude, hc_latitude, opening, hc_opening, local, utc in lounges:
+        assert (hc_name, hc_latitude, hc_opening) == (name, float(latitude), opening)
+        assert (local - utc).total_seconds() == 9 * 3600
+
+    # a visit customer names its visit, its lounge, and its Account and Lead when it has them,
+    # each through the relationship external-ID column, and each a record of the parent's table
+    visitors = rows(hub, "SELECT h.exhibition_visit__r__bf_external_id__c, l.exhibition_visit_external_id, "
+                         "h.lounge__r__bf_external_id__c, l.lounge_external_id, h.account__r__bf_external_id__c, "
+                         "l.account_external_id, h.lead__r__bf_external_id__c, l.lead_external_id "
+                         "FROM salesforce.exhibition_visit_customer__c h "
+                         "JOIN lv2.exhibition_visit_customer l ON l.external_id = h.bf_external_id__c")
+    assert visitors and all(hc == lv for row in visitors for hc, lv in zip(row[::2], row[1::2]))
+    assert any(row[4] for row in visitors) and any(row[6] for row in visitors)
+    assert scalar(hub, "SELECT count(*) FROM salesforce.exhibition_visit_customer__c c WHERE NOT EXISTS ("
+                       "SELECT 1 FROM salesforce.exhibition_visit__c v "
+                       "WHERE v.bf_external_id__c = c.exhibition_visit__r__bf_external_id__c)") == 0
+    # a reservation customer is the person its Lead is made of, at the lounge it reserved
+    people = rows(hub, "SELECT c.customer_name__c, c.mobile_phone__c, c.marketing_consent__c, l.lastname, "
+                       "l.mobilephone, l.hasoptedoutofemail, c.lounge__r__bf_external_id__c, l.lounge_code__c "
+                       "FROM salesforce.experience_reservation_customer__c c "
+                       "JOIN salesforce.lead l ON l.bf_external_id__c = c.lead__r__bf_external_id__c")
+    assert len(people) == loaded["hc/experience_reservation_customer"]["rows_inserted"]
+    assert all((name, mobile, consent, lounge) == (last_name, lead_mobile, not opted_out, lead_lounge)
+               for name, mobile, consent, last_name, lead_mobile, opted_out, lounge, lead_lounge in people)
+
+
 def test_the_hc_assets_carry_their_legacy_dag_and_table():
-    specs = {spec.key.to_user_string(): spec for spec in HC.specs}
+    specs = {spec.key.to_user_string(): spec for spec in HC.specs if spec.key.path[0] == "hc"}
+    # the step's one other asset: the Product2 edits made in Salesforce, back into lv1
+    (sync_back,) = [spec for spec in HC.specs if spec.key.path[0] != "hc"]
+    assert (sync_back.key.to_user_string(), sync_back.group_name) == ("lv1/product2_salesforce_edits", "lv1")
+    assert {dep.asset_key.to_user_string() for dep in sync_back.deps} == {"hc/product2"}
     assert specs["hc/account"].metadata["dag_id"] == "lv1_dag_RENTAL.V_CUSTOMER"
     assert specs["hc/opportunity"].metadata["dag_id"] == "lv1_dag_RENTAL.R_ORDER_CONTRACT"
     assert specs["hc/product2"].metadata["dag_id"] == "lv1_dag_RENTAL.R_GOODS"
@@ -211,3 +265,95 @@ def test_a_range_is_one_step_and_a_subset_loads_only_what_was_selected(platform)
     assert set(hc_metadata(subset)) == {"hc/opportunity"}
     assert hc_metadata(subset)["hc/opportunity"]["rows_written"] == 0
     assert scalar(hub, "SELECT count(*) FROM salesforce.product2 WHERE name LIKE '%*'") == 0
+
+
+# -- Product2 edited in Salesforce, back into lv1 -------------------------------------------------
+# The edit arrives in the hc table through Heroku Connect, is brought back into lv1 by the next
+# run, and is not overwritten by the next lv2 -> hc loads until the ERP changes the same field
+# (the old hc.func_hc_to_lv1_product).
+
+EDITS = "lv1/product2_salesforce_edits"
+
+
+def nightly_run() -> dict[str, dict]:
+    result = chain()
+    assert result.success
+    return hc_metadata(result, layers=("hc", "lv1"))
+
+
+def edits(hub) -> set[tuple]:
+    return set(rows(hub, "SELECT external_id, field, column_name, sfid, salesforce_value, erp_value, "
+                         "salesforce_modified_at FROM lv1.product2_salesforce_edits"))
+
+
+def product2_log(hub, after: int) -> list[tuple]:
+    return rows(hub, 'SELECT action, "values" FROM salesforce._trigger_log WHERE table_name = \'product2\' '
+                     "AND id > :after ORDER BY id", after=after)
+
+
+def last_log_id(hub) -> int:
+    return scalar(hub, "SELECT coalesce(max(id), 0) FROM salesforce._trigger_log")
+
+
+def test_the_product2_sync_back_is_downstream_of_hc_product2_and_the_graph_has_no_loop():
+    defs = dg.Definitions(assets=[*LV0, SQL_MODELS, HC], resources=DEV)
+    graph = defs.resolve_asset_graph()
+    node = graph.get(dg.AssetKey.from_user_string(EDITS))
+    assert {p.to_user_string() for p in node.parent_keys} == {"hc/product2"}
+    assert node.group_name == "lv1" and not node.child_keys
+    assert graph.toposorted_asset_keys.index(node.key) > graph.toposorted_asset_keys.index(
+        dg.AssetKey(["hc", "product2"]))
+
+
+def test_a_product_edited_in_salesforce_reaches_lv1_and_survives_the_next_loads_until_the_erp_changes_it(platform):
+    legacy_url, hub = platform
+    first = nightly_run()
+    assert first[EDITS]["dagster/row_count"] == 0
+    assert first["hc/product2"]["rows_inserted"] == scalar(hub, "SELECT count(*) FROM lv2.product2") > 0
+    assert first[EDITS]["salesforce_edits"] == 0 and edits(hub) == set()
+
+    # In Salesforce, someone rewrites a product's description and deactivates it; Heroku Connect
+    # writes the change into the hc table (new values, systemmodstamp, SYNCED, no _trigger_log).
+    goods_cd, description = rows(
+        hub, "SELECT external_id, description FROM lv2.product2 WHERE is_active "
+             "AND description IS NOT NULL ORDER BY external_id LIMIT 1")[0]
+    edited_at = dt.datetime(2024, 1, 3, 20, 30)  # UTC: 05:30 on 2024-01-04 in Seoul
+    before = last_log_id(hub)
+    engine = sa.create_engine(hub)
+    with engine.begin() as conn:
+        mapping = load_mapping()
+        record_salesforce_change(conn, mapping.by_object("Product2"), mapping, "salesforce", goods_cd,
+                                 {"sfid": "01t5g00000AbCdEAAV", "description": "세일즈포스에서 고친 설명",
+                                  "isactive": False}, modified_at=edited_at)
+    engine.dispose()
+    assert product2_log(hub, before) == []
+
+    # the next night: nothing written back to Salesforce, the edit is in lv1
+    second = nightly_run()
+    assert second["hc/product2"]["rows_written"] == 0
+    assert product2_log(hub, before) == []
+    assert rows(hub, "SELECT description, isactive FROM salesforce.product2 WHERE bf_external_id__c = :g",
+                g=goods_cd) == [("세일즈포스에서 고친 설명", False)]
+    kst = edited_at + dt.timedelta(hours=9)
+    assert edits(hub) == {
+        (goods_cd, "Description", "description", "01t5g00000AbCdEAAV", "세일즈포스에서 고친 설명", description, kst),
+        (goods_cd, "IsActive", "is_active", "01t5g00000AbCdEAAV", "false", "true", kst),
+    }
+    assert second[EDITS]["salesforce_edits"] == 2 and second[EDITS]["records_edited_in_salesforce"] == 1
+    # ... and the night after: still Salesforce's values, nothing written
+    third = nightly_run()
+    assert third["hc/product2"]["rows_written"] == 0 and third[EDITS]["rows_changed"] == 0
+    assert product2_log(hub, before) == [] and len(edits(hub)) == 2
+
+    # The ERP changes the description: the newer change wins that field, Salesforce keeps IsActive.
+    rows(legacy_url, "UPDATE rental.r_goods SET goods_desc = '신형 모델 설명', updt_dt = '2024-01-03 23:00:00' "
+                     "WHERE goods_cd = :g", g=goods_cd)
+    reload_lv0("R_GOODS")
+    fourth = nightly_run()
+    assert fourth["hc/product2"]["rows_written"] == 1
+    (action, values), = product2_log(hub, before)
+    assert action == "UPDATE" and set(values) == {"description", "erp_updated_at__c"}
+    assert values["description"] == "신형 모델 설명"
+    assert rows(hub, "SELECT description, isactive FROM salesforce.product2 WHERE bf_external_id__c = :g",
+                g=goods_cd) == [("신형 모델 설명", False)]
+    assert {(e[1], e[4], e[5]) for e in edits(hub)} == {("IsActive", "false", "true")}

@@ -105,9 +105,12 @@ EXPECTED_DEPS = {
     "lv1/v_erp_user": {"lv0/v_erp_user"},
     "lv1/v_sales_lounge": {"lv0/v_sales_lounge", "lv1/code_master"},
     "lv2/account": {"lv1/v_customer"},
+    "lv2/bbs_map": {"lv1/v_sales_lounge"},
     "lv2/contract_cancel_receipt": {"lv1/r_contract_cancel_receipt"},
     "lv2/contract_move_receipt": {"lv1/r_contract_move_receipt", "lv1/v_erp_user"},
+    "lv2/exhibition_visit_customer": {"lv1/r_exhibition_visit_history", "lv1/v_sales_lounge"},
     "lv2/exhibition_visit_history": {"lv1/r_exhibition_visit_history", "lv1/v_erp_user", "lv1/v_sales_lounge"},
+    "lv2/experience_reservation_customer": {"lv1/r_experience_reservation", "lv1/v_sales_lounge"},
     "lv2/lead": {"lv1/r_experience_reservation", "lv1/v_sales_lounge"},
     "lv2/opportunity": {
         "lv0/r_order_contract_add", "lv1/code_master", "lv1/r_order_contract", "lv2/account", "lv2/product2"
@@ -191,7 +194,7 @@ def test_one_day_from_lv0_to_lv2_applies_the_cleaning_rules_and_passes_every_che
     assert set(materialized) == set(EXPECTED_DEPS)
     assert {"rows_changed", "rows", "seconds", "partitions"} <= set(materialized["lv2/opportunity"].metadata)
     evaluations = result.get_asset_check_evaluations()
-    # a key check each, a completeness check each incremental model, 4 referential checks
+    # a key check each, a completeness check each incremental model, 6 referential checks
     incremental = [m for m in [*lv1.models, *lv2.models] if m.mode == "incremental"]
     assert incremental
     by_name = {}
@@ -199,7 +202,7 @@ def test_one_day_from_lv0_to_lv2_applies_the_cleaning_rules_and_passes_every_che
         by_name.setdefault(e.check_name, set()).add(e.asset_key.to_user_string())
     assert by_name.pop("key_unique_and_not_null") == set(EXPECTED_DEPS)
     assert by_name.pop("driving_rows_complete") == {f"{m.layer}/{m.name}" for m in incremental}
-    assert sum(len(assets) for assets in by_name.values()) == 4
+    assert sum(len(assets) for assets in by_name.values()) == 6
     assert all(e.passed for e in evaluations), [(e.asset_key, e.check_name) for e in evaluations if not e.passed]
 
     # row counts: full models hold every row, incremental ones the day and its look-back day
@@ -273,6 +276,46 @@ def test_rerunning_a_day_changes_no_row(hub):
     again = changed(refine("2024-01-03"))
     assert set(again) == set(EXPECTED_DEPS)
     assert set(again.values()) == {0}
+
+
+def test_lounges_their_visitors_and_those_who_reserve_are_lv2_tables_of_their_own(hub):
+    """lv2.bbs_map, lv2.exhibition_visit_customer, lv2.experience_reservation_customer: the objects
+    the old func_lv2_to_hc_bbs_map / _exhibition_visit_customer / _experience_reservation_customer
+    fed, from the demo's lounges, visits and reservations."""
+    assert refine("2024-01-03").success
+
+    # every lounge is on the map, with its type decoded, hours as HH:MM and a rounded position
+    assert scalar(hub, "SELECT count(*) FROM lv2.bbs_map") == scalar(hub, "SELECT count(*) FROM lv0.v_sales_lounge") > 0
+    lounges = rows(hub, "SELECT m.name, m.lounge_type, m.opening_time, m.latitude, m.is_active, l.lounge_nm, "
+                        "l.lounge_type_cd, l.open_time, l.latitude, l.use_yn, l.close_yn "
+                        "FROM lv2.bbs_map m JOIN lv1.v_sales_lounge l ON l.lounge_cd = m.external_id")
+    assert any(kind for _, kind, *_ in lounges) and any(active for *_, active, _, _, _, _, _, _ in lounges)
+    for name, kind, opening, latitude, active, lv1_name, type_cd, open_time, lv1_latitude, use_yn, close_yn in lounges:
+        assert name == lv1_name
+        assert kind == CODE_NAMES.get(("R7001", type_cd))
+        assert opening == f"{open_time[:2]}:{open_time[2:]}"
+        assert latitude == round(Decimal(str(lv1_latitude)), 6) and latitude.as_tuple().exponent == -6
+        assert active is (bool(use_yn) and not close_yn)
+
+    # one visit customer per visit whose visitor is known, pointing at the visit it came from
+    known = scalar(hub, "SELECT count(*) FROM lv1.r_exhibition_visit_history "
+                        "WHERE visitor_nm IS NOT NULL OR visitor_hand_tel_no IS NOT NULL OR cust_no IS NOT NULL")
+    assert 0 < known < scalar(hub, "SELECT count(*) FROM lv1.r_exhibition_visit_history")
+    assert scalar(hub, "SELECT count(*) FROM lv2.exhibition_visit_customer") == known
+    assert scalar(hub, "SELECT count(*) FROM lv2.exhibition_visit_customer c JOIN lv2.exhibition_visit_history v "
+                       "ON v.external_id = c.exhibition_visit_external_id AND v.visitor_name IS NOT DISTINCT FROM "
+                       "c.visitor_name AND v.account_external_id IS NOT DISTINCT FROM c.account_external_id") == known
+    assert scalar(hub, "SELECT count(*) FROM lv2.exhibition_visit_customer "
+                       "WHERE is_existing_customer <> (account_external_id IS NOT NULL)") == 0
+
+    # one reservation customer per reservation, the person the Lead is made of
+    assert scalar(hub, "SELECT count(*) FROM lv2.experience_reservation_customer") == scalar(
+        hub, "SELECT count(*) FROM lv1.r_experience_reservation") > 0
+    people = rows(hub, "SELECT c.customer_name, c.mobile_phone, c.email, c.marketing_consent, l.last_name, "
+                       "l.mobile_phone, l.email, l.has_opted_out_of_email FROM lv2.experience_reservation_customer c "
+                       "JOIN lv2.lead l ON l.external_id = c.lead_external_id")
+    assert len(people) == scalar(hub, "SELECT count(*) FROM lv2.lead")
+    assert all(c[:3] == l[:3] and c[3] is (not l[3]) for c, l in ((p[:4], p[4:]) for p in people))
 
 
 def test_a_changed_source_row_reaches_lv1_and_lv2_as_exactly_that_change(platform_copy):

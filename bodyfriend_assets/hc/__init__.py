@@ -7,6 +7,8 @@
 - :mod:`.load` one object's set-based load: stage, quarantine, upsert of changed rows only,
   deletes of the records whose lv2 row is gone;
 - :mod:`.sync_errors` the rows Heroku Connect reports Salesforce refused (``_hc_err``), masked;
+- :mod:`.salesforce_edits` the fields edited in Salesforce that the load keeps (Product2), and
+  bringing them back into lv1 (the old ``hc.func_hc_to_lv1_product``);
 - :mod:`.assets` the ``hc/<object>`` assets (one subsettable multi-asset), their checks and the
   ``HerokuConnect`` resource.
 """

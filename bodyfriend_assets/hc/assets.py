@@ -14,6 +14,11 @@ each one's checks right after it:
 - ``salesforce_errors`` (WARN): the rows Heroku Connect marked FAILED (``_hc_lastop``/``_hc_err``),
   with the fields and Salesforce's message, customer values masked.
 
+For an object whose Salesforce edits are kept (Product2), the step also materializes
+``lv1/<source>_salesforce_edits`` right after the object's load: the fields edited in Salesforce,
+brought back into lv1 (:mod:`.salesforce_edits`). It reads the hc table, so it is downstream of
+``hc/<source>`` and the graph has no loop.
+
 A child whose parent failed (or failed its blocking check) is skipped, and so is an object
 whose lv2 table failed or was skipped earlier in the run; the other objects still load, and the
 run ends failed naming what did not (``materialize_in_order``). Before loading, the step checks
@@ -26,6 +31,7 @@ object and column, otherwise); in development (the embedded Data Hub, or
 import hashlib
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import dagster as dg
@@ -33,6 +39,7 @@ import sqlalchemy as sa
 
 from bodyfriend_assets import settings
 from bodyfriend_assets.catalog import Catalog
+from bodyfriend_assets.hc import salesforce_edits
 from bodyfriend_assets.hc.load import HcLoadError, LoadResult, load_object
 from bodyfriend_assets.hc.mapping import HcMapping, HcObject, check_against_models, load_mapping
 from bodyfriend_assets.hc.sync_errors import refused_rows
@@ -50,6 +57,7 @@ from bodyfriend_assets.partitions import daily_freshness, daily_partitions
 from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.retries import CONNECTION_ERRORS, retry_connection_errors
 from bodyfriend_assets.skips_per_asset import SKIPS_PER_ASSET_TAGS
+from bodyfriend_assets.table_metadata import table_metadata
 from bodyfriend_assets.transforms.assets import model_dag_id  # the lv2 rule: lv1_dag_<DB>.<TABLE>
 from bodyfriend_assets.transforms.models import SqlModel
 from bodyfriend_assets.transforms.refresh import PartitionWindow
@@ -112,6 +120,7 @@ def build_hc_assets(
     model_of = check_against_models(mapping, models)
     ordered = mapping.ordered()
     specs = [_spec(obj, model_of[obj.object], mapping, catalog, schema) for obj in ordered]
+    specs += [_edits_spec(obj, schema) for obj in ordered if obj.keep_salesforce_edits]
     check_specs = [spec for obj in ordered for spec in _check_specs(obj)]
 
     @dg.multi_asset(
@@ -158,6 +167,8 @@ def _load_selected(context, ordered: Sequence[HcObject], model_of, mapping: HcMa
     loaded: dict[str, LoadResult] = {}  # object -> this run's load, for its quarantine check
 
     def load(item: StepItem) -> dg.MaterializeResult:
+        if isinstance(item.subject, SalesforceEdits):
+            return _bring_back(item, engine, mapping, schema, window)
         obj = item.subject
         with engine.connect() as conn:
             result = load_object(
@@ -186,8 +197,57 @@ def _load_selected(context, ordered: Sequence[HcObject], model_of, mapping: HcMa
         )
         for obj in todo
     ]
+    items += [
+        StepItem(SalesforceEdits(obj), edits_key(obj), f"{obj.object} edits made in Salesforce",
+                 frozenset([hc_key(obj)]))
+        for obj in ordered if obj.keep_salesforce_edits and edits_key(obj) in selected
+    ]
     yield from materialize_in_order(
         context, items, materialize=load, evaluate=evaluate, item_errors=(HcLoadError, sa.exc.DBAPIError)
+    )
+
+
+# -- Salesforce's edits, back into lv1 ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SalesforceEdits:
+    """The step item of ``lv1/<source>_salesforce_edits``: ``obj``'s fields edited in Salesforce."""
+
+    obj: HcObject
+
+
+def edits_key(obj: HcObject) -> dg.AssetKey:
+    return dg.AssetKey([salesforce_edits.EDITS_SCHEMA, salesforce_edits.edits_table_name(obj)])
+
+
+def _bring_back(item: StepItem, engine: sa.Engine, mapping: HcMapping, schema: str,
+                window: PartitionWindow) -> dg.MaterializeResult:
+    obj = item.subject.obj
+    with engine.connect() as conn:
+        counts = salesforce_edits.bring_back(conn, obj, mapping, schema)
+        described = table_metadata(conn, salesforce_edits.EDITS_SCHEMA, salesforce_edits.edits_table_name(obj))
+    return dg.MaterializeResult(
+        asset_key=item.key, metadata={**described, **counts, "partitions": _partitions(window)},
+    )
+
+
+def _edits_spec(obj: HcObject, schema: str) -> dg.AssetSpec:
+    table = f"{salesforce_edits.EDITS_SCHEMA}.{salesforce_edits.edits_table_name(obj)}"
+    return dg.AssetSpec(
+        key=edits_key(obj),
+        deps=[hc_key(obj)],
+        group_name=salesforce_edits.EDITS_SCHEMA,
+        description=(
+            f"The `{obj.object}` fields edited in Salesforce, brought back from `{schema}.{obj.table}` "
+            f"(the old `hc.func_hc_to_lv1_product`): one row per record and field Salesforce holds "
+            "differently from the ERP, with both values. The hc load keeps such a value until the ERP "
+            "changes the field."
+        ),
+        metadata={"table": table, "dag_id": None, "source": f"{schema}.{obj.table}"},
+        kinds={"postgres", "salesforce"},
+        freshness_policy=daily_freshness,
+        skippable=True,
     )
 
 

@@ -17,8 +17,10 @@ In one transaction, no row through Python:
    the parent);
 3. upsert by external ID: a new row is inserted, an existing row is updated only when a mapped
    value differs (``IS DISTINCT FROM``), so an unchanged row is never written and Heroku Connect
-   logs nothing. Only the mapped columns are written: never ``id``, ``sfid`` or ``_hc_*``;
-   lookups go to the relationship external-ID columns. Nothing is truncated;
+   logs nothing. For an object whose Salesforce edits are kept (Product2), a field edited in
+   Salesforce keeps its value until the ERP changes it (:mod:`.salesforce_edits`). Only the
+   mapped columns are written: never ``id``, ``sfid`` or ``_hc_*``; lookups go to the
+   relationship external-ID columns. Nothing is truncated;
 4. deletes (a delete is how Heroku Connect deletes the Salesforce record): a row whose lv2 row
    has it marked (``delete_column``), and every hc row with an external id whose lv2 row is gone
    (the old ``func_delete_nomatch``). Rows without an external id are never touched. A record
@@ -42,6 +44,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateTableAs
 
+from bodyfriend_assets.hc import salesforce_edits
 from bodyfriend_assets.hc.mapping import EXTERNAL_ID_COLUMN, Field, HcMapping, HcObject
 from bodyfriend_assets.hc.rules import Rule, object_rules
 from bodyfriend_assets.hc.tables import held_table, hc_table, quarantine_table
@@ -192,7 +195,10 @@ def load_object(
         if column in fields and fields[column].type == "boolean":  # a checkbox is never NULL
             value = sa.func.coalesce(value, sa.false())
         values.append(value)
-    insert = postgresql.insert(target).from_select(staged_columns, sa.select(*values).where(writable))
+    incoming = sa.select(*values)
+    if obj.keep_salesforce_edits:
+        incoming = salesforce_edits.keeping_edits(obj, target, stage, dict(zip(staged_columns, values)), fields)
+    insert = postgresql.insert(target).from_select(staged_columns, incoming.where(writable))
     updated_columns = staged_columns[1:]
     upsert = insert.on_conflict_do_update(
         index_elements=[external_id],
@@ -205,6 +211,10 @@ def load_object(
     inserted, total = conn.execute(
         sa.select(sa.func.count().filter(written.c.inserted), sa.func.count()).select_from(written)
     ).one()
+    if obj.keep_salesforce_edits:
+        erp_values = dict(zip(staged_columns[1:], values[1:]))
+        salesforce_edits.record_written(conn, obj, stage.c[external_id],
+                                        {c: erp_values[c] for c in fields}, sa.select(stage).where(writable))
 
     deleted = 0
     if obj.delete_column:
@@ -216,6 +226,8 @@ def load_object(
     # 4. the records whose lv2 row is gone
     stale, waiting = _delete_stale(conn, obj, mapping, model, schema, label,
                                    run_id=run_id, partitions=partitions)
+    if obj.keep_salesforce_edits:
+        salesforce_edits.forget_deleted(conn, obj, target)
     rows = conn.execute(sa.select(sa.func.count()).select_from(target)).scalar_one()
     described = table_metadata(conn, schema, obj.table)
     conn.commit()

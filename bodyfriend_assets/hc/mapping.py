@@ -191,6 +191,8 @@ class HcObject(BaseModel):
     fields: tuple[Field, ...]
     lookups: tuple[Lookup, ...] = ()
     delete_column: str | None = None
+    # Keep a field's value edited in Salesforce until the ERP changes it (:mod:`.salesforce_edits`).
+    keep_salesforce_edits: bool = False
 
     @field_validator("object", "external_id")
     @classmethod

@@ -14,11 +14,14 @@ or IGNORE for an UPDATE that changed nothing; nothing for Heroku Connect's own w
 ``_hc_lastop``/``_hc_err``). TRUNCATE is not captured, as in Heroku Connect.
 
 The platform's own bookkeeping is outside the Heroku Connect schema, in ``hc_meta``, created
-by the platform in every mode: ``quarantine`` (every value Salesforce would refuse, per run) and
-``held`` (the rows held back from hc now, which every load considers again until they pass).
+by the platform in every mode: ``quarantine`` (every value Salesforce would refuse, per run),
+``held`` (the rows held back from hc now, which every load considers again until they pass) and
+``written_values`` (what the platform last wrote to the records whose Salesforce edits it keeps:
+:mod:`.salesforce_edits`).
 
 :func:`record_sync_result` plays Heroku Connect's write-back for tests: it sets ``_hc_lastop``
-and ``_hc_err`` on a row as Heroku Connect does after Salesforce accepted or refused it.
+and ``_hc_err`` on a row as Heroku Connect does after Salesforce accepted or refused it;
+:func:`record_salesforce_change` plays a change made in Salesforce arriving in the hc table.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ DEFAULT_SCHEMA = "salesforce"
 META_SCHEMA = "hc_meta"
 QUARANTINE_TABLE = "quarantine"
 HELD_TABLE = "held"
+WRITTEN_VALUES_TABLE = "written_values"
 TRIGGER_LOG_TABLE = "_trigger_log"
 LOG_FUNCTION = "hc_stand_in_log"
 SFID_LENGTH = 18
@@ -130,6 +134,19 @@ def held_table(metadata: sa.MetaData | None = None) -> sa.Table:
     )
 
 
+def written_values_table(metadata: sa.MetaData | None = None) -> sa.Table:
+    """``hc_meta.written_values``: per record of an object whose Salesforce edits are kept, the
+    values the platform last wrote (hc column -> value as text; a JSON null for NULL)."""
+    return sa.Table(
+        WRITTEN_VALUES_TABLE, metadata or sa.MetaData(),
+        sa.Column("object", sa.Text, primary_key=True),
+        sa.Column("external_id", sa.Text, primary_key=True),
+        sa.Column("values", postgresql.JSONB, nullable=False),
+        sa.Column("written_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        schema=META_SCHEMA,
+    )
+
+
 def trigger_log_table(schema: str, metadata: sa.MetaData | None = None) -> sa.Table:
     """``<schema>._trigger_log`` of the stand-in. Heroku Connect writes hstore text in ``values``
     and ``old``; the stand-in writes jsonb, which tests can read."""
@@ -200,6 +217,7 @@ def create_meta_tables(conn: Connection) -> None:
     conn.execute(sa.schema.CreateSchema(META_SCHEMA, if_not_exists=True))
     quarantine_table().create(conn, checkfirst=True)
     held_table().create(conn, checkfirst=True)
+    written_values_table().create(conn, checkfirst=True)
 
 
 # -- Heroku Connect's write-back, played for tests ----------------------------------------------
@@ -227,6 +245,22 @@ def record_sync_result(
         sa.update(log).where(log.c.table_name == obj.table, log.c.record_id == row_id, log.c.state == "NEW")
         .values(state="FAILED" if error else "SUCCESS", sf_message=error, processed_at=sa.func.now())
     )
+
+
+def record_salesforce_change(
+    conn: Connection, obj: HcObject, mapping: HcMapping, schema: str, external_id: str,
+    values: dict[str, object], *, modified_at,
+) -> None:
+    """Write a change made in Salesforce into the hc row as Heroku Connect does: the new ``values``
+    (hc column -> value), ``systemmodstamp`` (``modified_at``, UTC) and ``_hc_lastop`` SYNCED,
+    without a ``_trigger_log`` entry (Heroku Connect does not log its own writes)."""
+    table = hc_table(obj, mapping, schema)
+    conn.execute(sa.text("SET LOCAL session_replication_role = replica"))  # the stand-in's trigger is off
+    conn.execute(
+        sa.update(table).where(table.c[obj.external_id_column] == external_id)
+        .values(**values, systemmodstamp=modified_at, _hc_lastop=SYNCED)
+    )
+    conn.execute(sa.text("SET LOCAL session_replication_role = DEFAULT"))
 
 
 # -- checking (production) -------------------------------------------------------------------

@@ -5,7 +5,9 @@ One table per Salesforce object: ``account`` (Account, from V_CUSTOMER), ``lead`
 R_EXPERIENCE_RESERVATION), ``opportunity`` (Opportunity, from R_ORDER_CONTRACT with
 R_ORDER_CONTRACT_ADD, the customer and the product), ``product2`` (Product2, from R_GOODS), and
 the custom objects for service receipts and evaluations, shipping information and evaluations,
-contract cancel and move receipts, lounge visits and promotions.
+contract cancel and move receipts, lounge visits and promotions; ``bbs_map`` (the lounges, from
+V_SALES_LOUNGE), ``exhibition_visit_customer`` (a lounge visit's visitor) and
+``experience_reservation_customer`` (the person who reserved a product experience).
 
 Conventions, so that an hc load is a rename and nothing more:
 

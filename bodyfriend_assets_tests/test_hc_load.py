@@ -260,7 +260,7 @@ def test_a_range_is_one_step_and_a_subset_loads_only_what_was_selected(platform)
     assert scalar(hub, "SELECT count(*) FROM salesforce.account") == scalar(hub, "SELECT count(*) FROM lv2.account")
 
     rows(hub, "UPDATE lv2.product2 SET name = name || '*'")  # every product changed in lv2
-    only = dg.AssetSelection.keys(["hc", "opportunity"])
+    only = dg.AssetSelection.assets(["hc", "opportunity"])
     subset = dg.materialize([*LV0, SQL_MODELS, HC], partition_key=DAY, resources=DEV, selection=only)
     assert set(hc_metadata(subset)) == {"hc/opportunity"}
     assert hc_metadata(subset)["hc/opportunity"]["rows_written"] == 0

@@ -104,7 +104,7 @@ def test_production_mode_never_creates_tables_and_fails_naming_object_and_column
     hc = build_hc_assets(CATALOG)
     resources = {"datahub": DataHub(), "heroku_connect": HerokuConnect()}  # auto: a configured Data Hub
     assert HerokuConnect().resolved_mode() == "production"
-    only = dg.AssetSelection.keys(["hc", "account"])
+    only = dg.AssetSelection.assets(["hc", "account"])
     result = dg.materialize([hc], partition_key="2024-01-03", resources=resources, selection=only, raise_on_error=False)
     assert not result.success
     assert "Account: table salesforce.account does not exist" in failure_message(result)

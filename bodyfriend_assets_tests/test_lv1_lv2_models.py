@@ -395,8 +395,8 @@ def test_a_three_day_backfill_is_one_run_of_one_step_and_equals_three_daily_runs
 
 
 def test_a_selected_subset_refreshes_only_the_selected_models(hub):
-    assert refine("2024-01-03", selection=dg.AssetSelection.keys(["lv1", "r_goods"], ["lv1", "code_master"])).success
-    result = refine("2024-01-03", selection=dg.AssetSelection.keys(["lv1", "r_goods"]))
+    assert refine("2024-01-03", selection=dg.AssetSelection.assets(["lv1", "r_goods"], ["lv1", "code_master"])).success
+    result = refine("2024-01-03", selection=dg.AssetSelection.assets(["lv1", "r_goods"]))
     assert set(changed(result)) == {"lv1/r_goods"}
     assert {(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()} == {
         ("lv1/r_goods", "key_unique_and_not_null")

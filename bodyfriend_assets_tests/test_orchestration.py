@@ -76,7 +76,7 @@ def test_rows_missing_from_lv0_beyond_what_the_check_reads_again_fail_it_and_blo
         [asset, downstream_probe],
         partition_key=PARTITION,
         resources=RESOURCES,
-        selection=dg.AssetSelection.checks_for_assets(lv0_key(entry)) | dg.AssetSelection.keys(["lv1", "probe"]),
+        selection=dg.AssetSelection.checks_for_assets(lv0_key(entry)) | dg.AssetSelection.assets(["lv1", "probe"]),
         raise_on_error=False,
     )
     assert _check_results(result) == {"row_count_matches_source": False, "keys_unique_and_not_null": True}
@@ -95,7 +95,7 @@ def test_a_duplicated_lv0_key_fails_the_key_check(seeded):
     )
     result = dg.materialize(
         [asset, downstream_probe], partition_key=PARTITION, resources=RESOURCES,
-        selection=dg.AssetSelection.checks_for_assets(lv0_key(entry)) | dg.AssetSelection.keys(["lv1", "probe"]),
+        selection=dg.AssetSelection.checks_for_assets(lv0_key(entry)) | dg.AssetSelection.assets(["lv1", "probe"]),
         raise_on_error=False,
     )
     checks_by_name = {e.check_name: e for e in result.get_asset_check_evaluations()}

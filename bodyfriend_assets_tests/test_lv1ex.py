@@ -157,3 +157,16 @@ def test_in_production_the_service_settings_are_required_and_the_error_names_the
     monkeypatch.setenv("BODYFRIEND_KAKAO_KEY", KEY)
     client = KakaoLocal.from_environment()
     assert client.base_url == "https://dapi.kakao.com" and KEY not in repr(client)
+
+
+def test_a_refused_key_fails_at_once_without_retrying_and_without_the_key(kakao, datahub_url, monkeypatch):
+    lv1_table(datahub_url, "v_customer", [("서울특별시 강남구 역삼동", "123-45")])
+    monkeypatch.setenv("BODYFRIEND_KAKAO_KEY", "wrong-key-77")
+
+    result = refine("v_customer")
+
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.step_failure_data.error.to_string()
+    assert "refused the request: HTTP 401 (errorType 'AccessDeniedError')" in message
+    assert "wrong-key-77" not in message and kakao.requests == 1

@@ -14,7 +14,8 @@ an answer that refuses the request itself (401, 400, an ``errorType`` body) rais
 
 Settings (``from_environment``): ``BODYFRIEND_KAKAO_URL`` and ``BODYFRIEND_KAKAO_KEY`` (both
 required in production; in development an unset URL means the local stand-in, ``standin.py``,
-started on first use on 127.0.0.1), ``BODYFRIEND_KAKAO_REQUESTS_PER_SECOND`` (10),
+started on first use on 127.0.0.1), ``BODYFRIEND_KAKAO_REQUESTS_PER_SECOND`` (10; the
+stand-in's default: 10,000),
 ``BODYFRIEND_KAKAO_TIMEOUT_SECONDS`` (5), ``BODYFRIEND_KAKAO_RETRIES`` (4),
 ``BODYFRIEND_KAKAO_BACKOFF_SECONDS`` (1: 1, 2, 4, 8 s between attempts).
 """
@@ -37,6 +38,7 @@ KEY_VAR = "BODYFRIEND_KAKAO_KEY"
 RATE_VAR = "BODYFRIEND_KAKAO_REQUESTS_PER_SECOND"
 SERVICE = "Kakao Local address search"
 SEARCH_PATH = "/v2/local/search/address"
+STANDIN_REQUESTS_PER_SECOND = 10_000.0
 RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 60.0
 
@@ -74,6 +76,7 @@ class KakaoLocal:
     def from_environment(cls) -> "KakaoLocal":
         base_url = os.environ.get(URL_VAR, "").strip()
         key = os.environ.get(KEY_VAR, "").strip()
+        rate = 10.0  # Kakao's; the local stand-in is not rate-limited by default
         if settings.mode() == settings.PRODUCTION:
             for var, value in ((URL_VAR, base_url), (KEY_VAR, key)):
                 if not value:
@@ -82,11 +85,11 @@ class KakaoLocal:
             from bodyfriend_assets.lv1ex.standin import shared_standin  # development: the local stand-in
 
             server = shared_standin()
-            base_url, key = server.url, server.key
+            base_url, key, rate = server.url, server.key, STANDIN_REQUESTS_PER_SECOND
         return cls(
             base_url=base_url.rstrip("/"),
             key=key,
-            requests_per_second=settings.positive_setting(RATE_VAR, 10.0, "number of requests per second"),
+            requests_per_second=settings.positive_setting(RATE_VAR, rate, "number of requests per second"),
             timeout_seconds=settings.seconds_setting("BODYFRIEND_KAKAO_TIMEOUT_SECONDS", 5.0),
             retries=int(settings.positive_setting("BODYFRIEND_KAKAO_RETRIES", 4, "number of retries")),
             backoff_seconds=settings.seconds_setting("BODYFRIEND_KAKAO_BACKOFF_SECONDS", 1.0),

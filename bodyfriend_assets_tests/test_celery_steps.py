@@ -26,7 +26,7 @@ PARTITION = "2024-01-03"
 # Columns that say when, by which run, or as which database object a row was written, not what
 # the data is: they differ between any two runs.
 RUN_COLUMNS = {"_loaded_at", "_run_id", "run_id", "at", "created_at", "updated_at", "txid",
-               "loaded_at", "since", "table_oid"}
+               "loaded_at", "since", "table_oid", "refined_at"}
 SMALL_STEPS = {f"{SMALL_TABLES_OP}_{n}" for n in range(1, SMALL_TABLE_STEPS + 1)}
 
 

@@ -10,12 +10,12 @@ per-run overhead once, where per-asset automation would start a run per asset an
 
 import dagster as dg
 
-LAYERS = ("lv0", "lv1", "lv2", "hc")
+LAYERS = ("lv0", "lv1", "lv1ex", "lv2", "hc")
 
 daily_job = dg.define_asset_job(
     "daily_data_hub",
     selection=dg.AssetSelection.groups(*LAYERS),
-    description="Every Data Hub asset (`lv0`, `lv1`, `lv2`, `hc`), with its checks, for one Korean day (KST).",
+    description="Every Data Hub asset (`lv0`, `lv1`, `lv1ex`, `lv2`, `hc`), with its checks, for one Korean day (KST).",
 )
 
 daily_schedule = dg.build_schedule_from_partitioned_job(

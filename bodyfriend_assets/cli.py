@@ -150,8 +150,9 @@ def _print_layer_summary(metadata: dict, layers) -> None:
         tables = [m for key, m in metadata.items() if key.path[0] == layer]
         if not tables:
             continue
-        rows = sum(m.get("rows", m.get("rows_read", 0)) for m in tables)
-        changed = sum(m.get("rows_changed", 0) for m in tables)
+        # lv1ex (Python assets, one shared table): the new addresses each wrote
+        rows = sum(m.get("rows", m.get("rows_read", m.get("rows_written", 0))) for m in tables)
+        changed = sum(m.get("rows_changed", m.get("rows_written", 0)) for m in tables)
         print(f"{layer:<8} {len(tables):>6} {rows:>10,} {changed:>13,}")
 
 

@@ -23,6 +23,7 @@ from bodyfriend_assets.compat.dependency_manager import (
 from bodyfriend_assets.hc import HerokuConnect, build_hc_assets
 from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import lv0_assets
+from bodyfriend_assets.lv1ex import lv1ex_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.step_execution import executor_from_environment
 from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataHubIOManager
@@ -38,6 +39,8 @@ platform_assets = [
     *lv0_layer,
     # lv1 and lv2: one .sql file per table, run inside PostgreSQL, one step for the layer
     build_sql_assets([*lv1.models, *lv2.models], upstream=lv0_layer, catalog=catalog),
+    # lv1ex: the lv1 tables' new addresses refined by Kakao's address search into lv1.address_master
+    *lv1ex_assets(catalog),
     # hc: lv2 upserted into the Heroku Connect tables, parents before children
     build_hc_assets(catalog),
 ]

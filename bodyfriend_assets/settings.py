@@ -145,6 +145,11 @@ DEFAULT_STATEMENT_TIMEOUT_SECONDS = 3600
 
 def seconds_setting(var: str, default: float) -> float:
     """A positive number of seconds from ``var``, or ``default`` when unset."""
+    return positive_setting(var, default, "number of seconds")
+
+
+def positive_setting(var: str, default: float, what: str = "number") -> float:
+    """A positive number (``what``, for the error) from ``var``, or ``default`` when unset."""
     raw = os.environ.get(var, "").strip()
     if not raw:
         return default
@@ -153,7 +158,7 @@ def seconds_setting(var: str, default: float) -> float:
     except ValueError:
         value = 0
     if value <= 0:
-        raise SettingsError(f"{var} must be a positive number of seconds (got {raw!r})")
+        raise SettingsError(f"{var} must be a positive {what} (got {raw!r})")
     return value
 
 

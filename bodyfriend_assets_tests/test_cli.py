@@ -40,11 +40,12 @@ def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_
     assert len(lines) == 31 and not any("failed" in l for l in lines)
     rows = {l.split()[0]: int(l.split()[2].replace(",", "")) for l in lines}
     assert rows["b_major"] > 0 and rows["r_order_contract"] > 0
-    layers = {l.split()[0]: l.split()[1:] for l in out[out.index("layer "):].splitlines()[1:] if l.split()[0] in ("lv0", "lv1", "lv2", "hc")}
+    layers = {l.split()[0]: l.split()[1:] for l in out[out.index("layer "):].splitlines()[1:] if l.split()[0] in ("lv0", "lv1", "lv1ex", "lv2", "hc")}
     assert layers["lv0"][0] == "31" and int(layers["lv1"][0]) >= 20 and int(layers["lv2"][0]) >= 10
     assert int(layers["lv2"][1].replace(",", "")) > 0
     # nothing was edited in Salesforce on a first night
     assert "Product2 sync-back: 0 fields of 0 products edited in Salesforce, in lv1.product2_salesforce_edits" in out
+    assert layers["lv1ex"][0] == "4" and int(layers["lv1ex"][1].replace(",", "")) > 0  # new addresses refined
     # only warnings: one day of demo data has hc children whose parents are from earlier days,
     # held back in quarantine rather than written pointing at nothing
     checks_line = next(line for line in out.splitlines() if line.startswith("checks: "))
@@ -57,6 +58,11 @@ def test_demo_on_the_embedded_default_runs_every_layer_and_prints_summaries(tmp_
         embedded._server.cache_clear()
         hub = embedded.server_url(embedded.DATAHUB_DATABASE)
         assert scalar(hub, "SELECT count(*) FROM lv0.b_major") == rows["b_major"]
+        # refined through the embedded geocoding stand-in: lot numbers found as they are,
+        # apartments once their "101동 1203호" was dropped
+        assert scalar(hub, "SELECT count(*) FROM lv1.address_master") == int(layers["lv1ex"][1].replace(",", ""))
+        assert scalar(hub, "SELECT count(DISTINCT status) FROM lv1.address_master "
+                           "WHERE status IN ('found', 'found_shortened')") == 2
         # incremental: the day's rows plus the look-back before it, all loaded by this one run
         assert scalar(hub, "SELECT count(*) FROM lv0.r_order_contract") == rows["r_order_contract"]
         # the seeded days end yesterday (KST), and the run was for yesterday

@@ -187,7 +187,8 @@ def test_a_dag_log_missing_a_column_is_named_in_the_error(instance, hub):
 
 
 def test_a_good_night_of_the_platform_writes_every_old_dag_id_and_no_table_is_stale(instance, hub, platform_env):
-    """The platform's own chain (lv0 -> lv1 -> lv2 -> hc) on the seeded stand-in, its own sensor."""
+    """The platform's own chain (lv0 -> lv1 -> lv1ex, lv2 -> hc) on the seeded stand-in, its own
+    sensor; lv1ex refines the addresses through the embedded geocoding stand-in."""
     from dagster._core.test_utils import freeze_time
 
     from bodyfriend_assets import definitions, lv1, lv2
@@ -196,18 +197,21 @@ def test_a_good_night_of_the_platform_writes_every_old_dag_id_and_no_table_is_st
     from bodyfriend_assets.demo.generator import seed_legacy
     from bodyfriend_assets.hc import HerokuConnect, build_hc_assets
     from bodyfriend_assets.lv0 import lv0_assets
+    from bodyfriend_assets.lv1ex import lv1ex_assets
     from bodyfriend_assets.resources import DataHub, LegacyDatabase
+    from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataHubIOManager
     from bodyfriend_assets.transforms import build_sql_assets
 
     legacy_url, _ = platform_env
     seed_legacy(legacy_url, rows=200, days=1)
     lv0 = lv0_assets(definitions.catalog)
     chain = [*lv0, build_sql_assets([*lv1.models, *lv2.models], upstream=lv0, catalog=definitions.catalog),
-             build_hc_assets(definitions.catalog)]
+             build_hc_assets(definitions.catalog), *lv1ex_assets(definitions.catalog)]
     with freeze_time(datetime(2024, 1, 2, 0, 30, tzinfo=KST)):
         result = dg.materialize(
             chain, partition_key="2024-01-01", instance=instance,
-            resources={"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect(mode="development")},
+            resources={"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect(mode="development"),
+                       DATAHUB_IO: DataHubIOManager(datahub=DataHub())},
         )
     assert result.success
     mirror = build_dag_log_sensor(definitions.dag_ids, stand_ins=definitions.stand_ins,
@@ -218,7 +222,7 @@ def test_a_good_night_of_the_platform_writes_every_old_dag_id_and_no_table_is_st
     old_ids = OLD_DAG_IDS
     written = {row[0] for row in dag_log(hub)}
     assert {row[1] for row in dag_log(hub)} == {date(2024, 1, 2)}
-    assert written == {d for d in old_ids if not d.startswith("lv1ex_dag_")}  # 88 of 92
+    assert written == old_ids  # all 92, lv1ex_dag_ among them
     assert "lv0_dag_UNIERP5.B_MINOR" in written
 
     stale = build_stale_tables_alert(definitions.dag_ids, definitions.blocking_checks,

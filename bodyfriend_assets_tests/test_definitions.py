@@ -27,7 +27,7 @@ def test_every_catalog_table_has_a_legacy_source_and_an_lv0_asset():
         assert node.partitions_def.timezone == "Asia/Seoul"
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
         assert graph.get(dg.AssetKey.from_user_string(legacy)).group_name == "legacy"
-    assert len(keys) == 62 + 1 + 40 + 15  # + compat/dependency_manager, 25 lv1 (one the Product2 sync-back), 15 lv2, 15 hc
+    assert len(keys) == 62 + 1 + 40 + 15 + 4  # + compat/dependency_manager, 25 lv1 (one the Product2 sync-back), 15 lv2, 15 hc, 4 lv1ex
 
 
 def test_the_contract_example_table_is_named_as_documented():
@@ -45,19 +45,21 @@ def test_large_tables_share_one_concurrency_pool():
         assert pools == ({"large_tables"} if entry.large else set())
 
 
-def test_the_daily_job_runs_in_five_named_steps():
+def test_the_daily_job_runs_in_nine_named_steps():
     """lv0 in three steps (small tables in two, for two workers to share; large tables in their
-    pool), lv1+lv2 in one, hc in one (with the Product2 sync-back into lv1, which reads hc)."""
+    pool), lv1+lv2 in one, hc in one (with the Product2 sync-back into lv1, which reads hc), and
+    lv1ex's address refinement in one per source table."""
     job = defs.resolve_job_def("daily_data_hub")
     steps = {node.name for node in job.nodes}
-    assert steps == {"lv0_tables_1", "lv0_tables_2", "lv0_large_tables", "sql_models", "hc_objects"}
+    lv1ex = {"lv1ex__v_customer", "lv1ex__r_shipping_info", "lv1ex__r_contract_move_receipt", "lv1ex__v_sales_lounge"}
+    assert steps == {"lv0_tables_1", "lv0_tables_2", "lv0_large_tables", "sql_models", "hc_objects", *lv1ex}
     layers = {
         assets.op.name: {key.path[0] for key in assets.keys}
         for assets in defs.resolve_asset_graph().assets_defs
         if assets.is_executable and assets.op.name in steps
     }
     assert layers == {"lv0_tables_1": {"lv0"}, "lv0_tables_2": {"lv0"}, "lv0_large_tables": {"lv0"},
-                      "sql_models": {"lv1", "lv2"}, "hc_objects": {"hc", "lv1"}}
+                      "sql_models": {"lv1", "lv2"}, "hc_objects": {"hc", "lv1"}, **{step: {"lv1ex"} for step in lv1ex}}
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,7 @@ def _graph_lines() -> list[str]:
 
 
 def test_the_asset_graph_from_legacy_to_hc_matches_its_snapshot():
-    """Every asset key, group and dependency, legacy -> lv0 -> lv1 -> lv2 -> hc. An intended change
+    """Every asset key, group and dependency, legacy -> lv0 -> lv1 (-> lv1ex) -> lv2 -> hc. An intended change
     of the graph is recorded with BODYFRIEND_UPDATE_SNAPSHOT=1 and reviewed in the diff."""
     lines = _graph_lines()
     if os.environ.get("BODYFRIEND_UPDATE_SNAPSHOT"):
@@ -119,6 +121,6 @@ def test_the_asset_graph_from_legacy_to_hc_matches_its_snapshot():
         key, group, _ = line.split(" | ")
         assert group == key.split("/")[0]
     layers = {line.split("/")[0] for line in lines}
-    assert layers == {"legacy", "lv0", "lv1", "lv2", "hc", "compat"}
+    assert layers == {"legacy", "lv0", "lv1", "lv1ex", "lv2", "hc", "compat"}
     # an hc object reads its lv2 table and loads after the objects it looks up
     assert "hc/opportunity | hc | hc/account, hc/product2, hc/promotion, lv2/opportunity" in lines

@@ -33,6 +33,11 @@ table as it was. A missing table is created from the asset's ``dagster/column_sc
 ``_partition`` (partitioned assets), ``_loaded_at`` and ``_run_id``, which are filled in when the
 frames lack them.
 
+Upserting instead (``upsert_key`` metadata, a column): the rows are staged and merged on that
+key (``INSERT ... ON CONFLICT DO UPDATE``), nothing is deleted, so several assets may write one
+table (lv1ex's four sources of ``lv1.address_master``). A table it creates gets a unique index
+on the key.
+
 An asset function that ``yield``s is a stream of Dagster events, not an output: return an
 iterator (``map``, ``itertools.chain``) or ``dg.Output(generator)``.
 """
@@ -49,6 +54,7 @@ import dagster as dg
 import pandas as pd
 import psycopg2
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.engine import Connection, Engine
 
@@ -164,6 +170,7 @@ class DataHubIOManager(dg.ConfigurableIOManager):
             self.datahub.engine(), table, window, context.run_id,
             lock_timeout_seconds=self.datahub.lock_timeout_seconds,
             declared=context.definition_metadata.get("dagster/column_schema"),
+            upsert_key=_metadata_text(context.definition_metadata, "upsert_key"),
         )
         context.add_output_metadata(writer.write(frames))
 
@@ -198,8 +205,10 @@ class FrameWriter:
     transaction and returns the materialization's metadata."""
 
     def __init__(self, engine: Engine, table: HubTable, window: tuple[str, str] | None, run_id: str, *,
-                 lock_timeout_seconds: float, declared: dg.TableSchema | None = None):
+                 lock_timeout_seconds: float, declared: dg.TableSchema | None = None,
+                 upsert_key: str | None = None):
         self.engine, self.table, self.window, self.run_id = engine, table, window, run_id
+        self.upsert_key = upsert_key
         self.lock_timeout_seconds = lock_timeout_seconds
         self.declared = getattr(declared, "value", declared)
         self.lineage = {"_loaded_at": datetime.now(timezone.utc), "_run_id": run_id}
@@ -214,7 +223,11 @@ class FrameWriter:
         with self.engine.connect() as conn, naming_lock_holders(conn, name, self.lock_timeout_seconds):
             lock_for_load(conn, name, self.lock_timeout_seconds)
             target = self._target(conn)
-            replaced = conn.execute(self._window_rows(sa.delete(target), target)).rowcount
+            if self.upsert_key:
+                merged, target = target, self._staging(conn, target)
+                replaced = 0
+            else:
+                replaced = conn.execute(self._window_rows(sa.delete(target), target)).rowcount
             for frame in frames:
                 text = self._copy_text(conn, target, frame)
                 try:
@@ -228,6 +241,8 @@ class FrameWriter:
                     ) from None
                 rows, pages, nbytes = rows + len(frame), pages + 1, nbytes + len(text)
                 del frame, text
+            if self.upsert_key and self._columns:
+                replaced = self._merge(conn, merged, target)
             described = table_metadata(conn, self.table.schema, self.table.name, self.window)
             conn.commit()
         seconds = time.monotonic() - began
@@ -242,6 +257,35 @@ class FrameWriter:
             **({"partitions": f"{self.window[0]}...{self.window[1]}"} if self.window else {}),
             **described,
         }
+
+    def _staging(self, conn: Connection, target: sa.Table) -> sa.Table:
+        """A temporary table shaped like ``target``, dropped at commit, for the rows to upsert."""
+        if self.upsert_key not in target.c:
+            raise HubWriteError(f"{self.table.qualified_name} has no column {self.upsert_key} to upsert by")
+        staging = sa.Table(f"{self.table.name}__upsert", sa.MetaData(),
+                           *(sa.Column(c.name, c.type) for c in target.columns),
+                           prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+        staging.create(conn)
+        return staging
+
+    def _merge(self, conn: Connection, target: sa.Table, staging: sa.Table) -> int:
+        """Upsert the staged rows into ``target`` on ``upsert_key``: the count of rows that
+        replaced an existing one. A key staged twice keeps one of its rows."""
+        columns = self._columns
+        key = staging.c[self.upsert_key]
+        rows = sa.select(*(staging.c[c] for c in columns)).ext(postgresql.distinct_on(key)).order_by(key)
+        existing = conn.execute(sa.select(sa.func.count()).select_from(
+            staging.join(target, target.c[self.upsert_key] == key))).scalar_one()
+        insert = postgresql.insert(target).from_select(columns, rows)
+        update = {c: insert.excluded[c] for c in columns if c != self.upsert_key}
+        try:
+            conn.execute(insert.on_conflict_do_update(index_elements=[self.upsert_key], set_=update))
+        except sa.exc.ProgrammingError:
+            raise HubWriteError(
+                f"{self.table.qualified_name}: cannot upsert on {self.upsert_key} (no unique index on it?); "
+                f"{self.table.qualified_name} was left as it was"
+            ) from None
+        return existing
 
     def _window_rows(self, statement, target: sa.Table):
         if self.window is None:
@@ -283,6 +327,9 @@ class FrameWriter:
         if self.table.partition_column:
             column = target.c[self.table.partition_column]
             conn.execute(sa.schema.CreateIndex(sa.Index(f"{self.table.name}__partition", column)))
+        if self.upsert_key and self.upsert_key in target.c:
+            key = target.c[self.upsert_key]
+            conn.execute(sa.schema.CreateIndex(sa.Index(f"{self.table.name}__{self.upsert_key}", key, unique=True)))
         return target
 
     def _copy_text(self, conn: Connection, target: sa.Table, frame: pd.DataFrame) -> bytes:
@@ -338,6 +385,11 @@ class FrameWriter:
             except (TypeError, ValueError):
                 return column
         return "?"
+
+
+def _metadata_text(metadata: Mapping, name: str) -> str | None:
+    value = metadata.get(name)
+    return getattr(value, "value", value) or None
 
 
 def _column_type(table: str, column: str, type_name: str) -> sa.types.TypeEngine:

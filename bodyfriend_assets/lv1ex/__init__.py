@@ -1,0 +1,192 @@
+"""lv1ex: the addresses of four lv1 tables refined by Kakao's address search into
+``lv1.address_master``, as the old ``lv1ex_dag_<DB>.<TABLE>`` DAGs did (README, "Address
+refinement").
+
+One Python asset per source table, ``lv1ex/<table>`` (``lv1ex/v_customer``, ...), downstream of
+``lv1/<table>`` and carrying its old DAG id (``lv1ex_dag_RENTAL.V_CUSTOMER``) for ``dag_log``. Each
+reads its lv1 table's partition window through the Data Hub IO manager, in chunks, and upserts
+(``upsert_key``) the addresses never refined before into the one shared table
+``lv1.address_master``, so the four never replace each other's rows. An address is its lv1 row's
+``addr1`` and ``addr2`` joined by a space (the old ``legacy_addr``), the key ``legacy_address``; a
+changed address is a new text and so a new row. A re-run finds every address already there and
+sends no request.
+
+An address the service cannot resolve is stored with status ``not_found`` (and is not sent
+again); the service being down fails the asset (``kakao.GeocoderUnavailable``) and nothing of it
+is written; the other assets of the run go on.
+"""
+
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+
+from bodyfriend_assets.catalog import Catalog
+from bodyfriend_assets.compat.dag_ids import DAG_ID_METADATA_KEY
+from bodyfriend_assets.lv1ex.kakao import KakaoLocal, Search
+from bodyfriend_assets.partitions import daily_partitions
+from bodyfriend_assets.resources import DataHub
+from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataFrameChunks, datahub_in
+
+TABLE = "lv1.address_master"
+KEY = "legacy_address"
+FOUND, FOUND_SHORTENED, NOT_FOUND = "found", "found_shortened", "not_found"
+
+
+@dataclass(frozen=True)
+class AddressSource:
+    """An lv1 table and its address columns (pairs of main part and detail)."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+
+
+SOURCES = (
+    AddressSource("v_customer", (("addr1", "addr2"),)),
+    AddressSource("r_shipping_info", (("addr1", "addr2"),)),
+    AddressSource("r_contract_move_receipt", (("old_addr1", "old_addr2"), ("new_addr1", "new_addr2"))),
+    AddressSource("v_sales_lounge", (("addr1", "addr2"),)),
+)
+
+COLUMNS = dg.TableSchema(columns=[
+    dg.TableColumn(KEY, "text", description="the address as the ERP holds it (addr1 addr2)",
+                   constraints=dg.TableColumnConstraints(nullable=False, unique=True)),
+    dg.TableColumn("status", "text", description="found | found_shortened (words dropped) | not_found",
+                   constraints=dg.TableColumnConstraints(nullable=False)),
+    dg.TableColumn("accuracy", "integer", description="the answer's total_count"),
+    dg.TableColumn("road_address_tf", "boolean", description="the road address was used"),
+    dg.TableColumn("address_name", "text"),
+    dg.TableColumn("region_1depth_name", "text"),
+    dg.TableColumn("region_2depth_name", "text"),
+    dg.TableColumn("region_3depth_name", "text"),
+    dg.TableColumn("region_3depth_h_name", "text"),
+    dg.TableColumn("building_name", "text"),
+    dg.TableColumn("building_dong", "text", description="the number before 동 in the ERP's text"),
+    dg.TableColumn("building_ho", "text", description="the number before 호 in the ERP's text"),
+    dg.TableColumn("zone_no", "text", description="postal code"),
+    dg.TableColumn("x", "double precision", description="longitude"),
+    dg.TableColumn("y", "double precision", description="latitude"),
+    dg.TableColumn("refined_at", "timestamp with time zone", constraints=dg.TableColumnConstraints(nullable=False)),
+])
+_DONG = re.compile(r"(\d+)\s*동")
+_HO = re.compile(r"(\d+)\s*호")
+
+
+def address_texts(frame: pd.DataFrame, source: AddressSource) -> set[str]:
+    """The distinct non-empty addresses of a chunk of ``source``'s rows."""
+    found: set[str] = set()
+    for main, detail in source.columns:
+        for first, second in zip(frame[main], frame[detail]):
+            text = " ".join(part.strip() for part in (first, second) if isinstance(part, str) and part.strip())
+            if text:
+                found.add(" ".join(text.split()))
+    return found
+
+
+def address_row(address: str, search: Search, refined_at: datetime) -> dict:
+    """The ``lv1.address_master`` row of ``address`` from its search, as the old DAG filled it."""
+    row = {KEY: address, "status": NOT_FOUND, "refined_at": refined_at}
+    if search.document is None:
+        return row
+    road, lot = search.document.get("road_address") or None, search.document.get("address") or None
+    used = road or lot or search.document
+    value = lambda part, name: (part or {}).get(name) or None  # noqa: E731  "" means none
+    building = value(road, "building_name")
+    row.update(
+        status=FOUND if search.words_dropped == 0 else FOUND_SHORTENED,
+        accuracy=search.total_count,
+        road_address_tf=road is not None,
+        address_name=value(used, "address_name"),
+        region_1depth_name=value(used, "region_1depth_name"),
+        region_2depth_name=value(used, "region_2depth_name"),
+        region_3depth_name=value(used, "region_3depth_name"),
+        region_3depth_h_name=value(lot, "region_3depth_h_name"),
+        building_name=building,
+        building_dong=_number_before(_DONG, address) if building else None,
+        building_ho=_number_before(_HO, address) if building else None,
+        zone_no=value(road, "zone_no"),
+        x=_coordinate(value(used, "x") or search.document.get("x")),
+        y=_coordinate(value(used, "y") or search.document.get("y")),
+    )
+    return row
+
+
+def _number_before(pattern: re.Pattern, text: str) -> str | None:
+    found = pattern.search(text)
+    return found.group(1) if found else None
+
+
+def _coordinate(value) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+def already_refined(datahub: DataHub, addresses: set[str]) -> set[str]:
+    """Those of ``addresses`` that ``lv1.address_master`` already holds."""
+    engine = datahub.engine()
+    schema, name = TABLE.split(".")
+    if not addresses or not sa.inspect(engine).has_table(name, schema=schema):
+        return set()
+    table = sa.table(name, sa.column(KEY), schema=schema)
+    with engine.connect() as conn:
+        return set(conn.execute(sa.select(table.c[KEY]).where(table.c[KEY].in_(sorted(addresses)))).scalars())
+
+
+def refined_frames(context: dg.AssetExecutionContext, source: AddressSource, datahub: DataHub,
+                   chunks: DataFrameChunks) -> Iterator[pd.DataFrame]:
+    """For each chunk of the source's rows, the address_master rows of its new addresses."""
+    geocoder = KakaoLocal.from_environment()
+    seen: set[str] = set()  # this run's, not yet committed
+    counts = {FOUND: 0, FOUND_SHORTENED: 0, NOT_FOUND: 0}
+    partition = context.partition_key_range.end if context.has_partition_key_range else None
+    try:
+        for chunk in chunks:
+            addresses = address_texts(chunk, source) - seen
+            seen |= addresses
+            new = sorted(addresses - already_refined(datahub, addresses))
+            refined_at = datetime.now(timezone.utc)
+            rows = [address_row(address, geocoder.refine(address), refined_at) for address in new]
+            for row in rows:
+                counts[row["status"]] += 1
+            if rows:
+                frame = pd.DataFrame(rows, columns=[c.name for c in COLUMNS.columns], dtype=object)
+                if partition is not None:
+                    frame["_partition"] = partition
+                yield frame
+    finally:
+        chunks.close()  # ends the read of the source at once, also when the service failed
+    context.log.info(
+        f"{TABLE} from lv1.{source.table}: {sum(counts.values())} new address(es), "
+        + ", ".join(f"{n} {status}" for status, n in counts.items())
+        + f"; {geocoder.requests_sent} request(s) sent"
+    )
+
+
+def build_lv1ex_asset(source: AddressSource, catalog: Catalog) -> dg.AssetsDefinition:
+    dag_id = "lv1ex_dag_" + catalog.by_name(source.table).qualified_name
+
+    @dg.asset(
+        key=["lv1ex", source.table],
+        io_manager_key=DATAHUB_IO,
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run, as for every layer
+        ins={"rows": datahub_in(["lv1", source.table])},
+        group_name="lv1ex",
+        kinds={"python", "postgres"},
+        description=f"The addresses of lv1.{source.table} refined by Kakao's address search into "
+                    f"{TABLE} (new addresses only; the old {dag_id}).",
+        metadata={"table": TABLE, "upsert_key": KEY, DAG_ID_METADATA_KEY: dag_id, "dagster/column_schema": COLUMNS},
+    )
+    def refine(context: dg.AssetExecutionContext, datahub: DataHub, rows: DataFrameChunks):
+        # a generator is returned wrapped: bare, Dagster would take it for a stream of events
+        return dg.Output(refined_frames(context, source, datahub, rows))
+
+    return refine
+
+
+def lv1ex_assets(catalog: Catalog) -> list[dg.AssetsDefinition]:
+    return [build_lv1ex_asset(source, catalog) for source in SOURCES]

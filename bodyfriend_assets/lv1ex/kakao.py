@@ -1,0 +1,167 @@
+"""The client of Kakao's Local API address search, as the old lv1ex DAGs used it.
+
+``GET <base>/v2/local/search/address?query=<address>&size=1`` with ``Authorization: KakaoAK <key>``.
+When the whole text finds nothing, the last space-separated word is dropped and the search
+repeated, down to one word (the old fallback): ``서울특별시 강남구 역삼동 래미안 101동 1203호``
+is found as ``서울특별시 강남구 역삼동``.
+
+The service is called politely and defensively: at most ``requests_per_second``, each request
+bounded by ``timeout_seconds``, and a 429, a 5xx, a timeout or a refused connection retried
+``retries`` times with exponential backoff (a ``Retry-After`` is honoured). A service still
+failing after that raises :class:`GeocoderUnavailable`, naming the service and the last failure;
+an answer that refuses the request itself (401, 400, an ``errorType`` body) raises
+:class:`GeocoderError` at once. Neither ever holds the key or the address searched.
+
+Settings (``from_environment``): ``BODYFRIEND_KAKAO_URL`` and ``BODYFRIEND_KAKAO_KEY`` (both
+required in production; in development an unset URL means the local stand-in, ``standin.py``,
+started on first use on 127.0.0.1), ``BODYFRIEND_KAKAO_REQUESTS_PER_SECOND`` (10; the
+stand-in's default: 10,000),
+``BODYFRIEND_KAKAO_TIMEOUT_SECONDS`` (5), ``BODYFRIEND_KAKAO_RETRIES`` (4),
+``BODYFRIEND_KAKAO_BACKOFF_SECONDS`` (1: 1, 2, 4, 8 s between attempts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+from bodyfriend_assets import settings
+
+URL_VAR = "BODYFRIEND_KAKAO_URL"
+KEY_VAR = "BODYFRIEND_KAKAO_KEY"
+RATE_VAR = "BODYFRIEND_KAKAO_REQUESTS_PER_SECOND"
+SERVICE = "Kakao Local address search"
+SEARCH_PATH = "/v2/local/search/address"
+STANDIN_REQUESTS_PER_SECOND = 10_000.0
+RETRIED_STATUS = frozenset({429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+class GeocoderError(RuntimeError):
+    """The service refused a request; retrying would not help. Holds no key and no address."""
+
+
+class GeocoderUnavailable(GeocoderError):
+    """The service kept failing (429, 5xx, timeouts) through every retry."""
+
+
+@dataclass
+class Search:
+    """The outcome of refining one address: the answer's first document (None: nothing found at
+    all), ``total_count`` of that answer, and how many words were dropped to find it."""
+
+    document: dict | None
+    total_count: int
+    words_dropped: int
+
+
+@dataclass
+class KakaoLocal:
+    base_url: str
+    key: str = field(repr=False)
+    requests_per_second: float = 10.0
+    timeout_seconds: float = 5.0
+    retries: int = 4
+    backoff_seconds: float = 1.0
+    requests_sent: int = 0
+    _last_request: float = field(default=float("-inf"), repr=False)
+
+    @classmethod
+    def from_environment(cls) -> "KakaoLocal":
+        base_url = os.environ.get(URL_VAR, "").strip()
+        key = os.environ.get(KEY_VAR, "").strip()
+        rate = 10.0  # Kakao's; the local stand-in is not rate-limited by default
+        if settings.mode() == settings.PRODUCTION:
+            for var, value in ((URL_VAR, base_url), (KEY_VAR, key)):
+                if not value:
+                    raise settings.SettingsError(f"{var} is not set (required in production: {SERVICE})")
+        elif not base_url:
+            from bodyfriend_assets.lv1ex.standin import shared_standin  # development: the local stand-in
+
+            server = shared_standin()
+            base_url, key, rate = server.url, server.key, STANDIN_REQUESTS_PER_SECOND
+        return cls(
+            base_url=base_url.rstrip("/"),
+            key=key,
+            requests_per_second=settings.positive_setting(RATE_VAR, rate, "number of requests per second"),
+            timeout_seconds=settings.seconds_setting("BODYFRIEND_KAKAO_TIMEOUT_SECONDS", 5.0),
+            retries=int(settings.positive_setting("BODYFRIEND_KAKAO_RETRIES", 4, "number of retries")),
+            backoff_seconds=settings.seconds_setting("BODYFRIEND_KAKAO_BACKOFF_SECONDS", 1.0),
+        )
+
+    def refine(self, address: str) -> Search:
+        """Search ``address``, then ever shorter prefixes of it, until something is found."""
+        words = address.split()
+        for dropped in range(len(words)):
+            answer = self.search(" ".join(words[: len(words) - dropped]))
+            documents = answer.get("documents") or []
+            if documents:
+                return Search(documents[0], int(answer.get("meta", {}).get("total_count") or 0), dropped)
+        return Search(None, 0, max(len(words) - 1, 0))
+
+    def search(self, query: str) -> dict:
+        """One address search (``size=1``), retried on 429/5xx/timeouts; the decoded answer."""
+        url = f"{self.base_url}{SEARCH_PATH}?{urllib.parse.urlencode({'query': query, 'size': 1})}"
+        request = urllib.request.Request(url, headers={"Authorization": f"KakaoAK {self.key}"})
+        last_failure, last_retry_after = "", None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self._backoff(attempt, last_retry_after))
+                last_retry_after = None
+            self._wait_for_rate_limit()
+            self.requests_sent += 1
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
+                    answer = json.loads(response.read().decode("utf-8"))
+            except urllib.error.HTTPError as err:
+                if err.code not in RETRIED_STATUS:
+                    raise GeocoderError(f"{SERVICE} at {self.base_url} refused the request: HTTP {err.code}"
+                                        f"{_error_type(err)}") from None
+                last_failure, last_retry_after = f"HTTP {err.code}", err.headers.get("Retry-After")
+                continue
+            except (TimeoutError, socket.timeout):
+                last_failure = f"no answer within {self.timeout_seconds:g}s"
+                continue
+            except urllib.error.URLError as err:
+                if isinstance(err.reason, (TimeoutError, socket.timeout)):
+                    last_failure = f"no answer within {self.timeout_seconds:g}s"
+                else:
+                    last_failure = f"cannot connect ({type(err.reason).__name__})"
+                continue
+            except ValueError:
+                raise GeocoderError(f"{SERVICE} at {self.base_url} answered with something that is not JSON") from None
+            if "errorType" in answer:
+                raise GeocoderError(f"{SERVICE} at {self.base_url} answered with error {answer['errorType']!r}")
+            return answer
+        raise GeocoderUnavailable(
+            f"{SERVICE} at {self.base_url} is unavailable: {self.retries + 1} attempts failed, "
+            f"the last with {last_failure}"
+        )
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        delay = self.backoff_seconds * 2 ** (attempt - 1)
+        try:
+            return max(delay, min(float(retry_after), MAX_RETRY_AFTER_SECONDS)) if retry_after else delay
+        except ValueError:
+            return delay
+
+    def _wait_for_rate_limit(self) -> None:
+        wait = self._last_request + 1.0 / self.requests_per_second - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_request = time.monotonic()
+
+
+def _error_type(err: urllib.error.HTTPError) -> str:
+    """`` (errorType 'X')`` from an error answer's body, when it has one."""
+    try:
+        kind = json.loads(err.read().decode("utf-8")).get("errorType")
+    except (ValueError, AttributeError, OSError):
+        return ""
+    return f" (errorType {kind!r})" if isinstance(kind, str) else ""

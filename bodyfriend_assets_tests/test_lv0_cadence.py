@@ -21,7 +21,7 @@ from bodyfriend_assets.alerts import mail
 from bodyfriend_assets.alerts.sensors import build_stale_tables_alert
 from bodyfriend_assets.catalog import CatalogError, load_catalog, parse_catalog
 from bodyfriend_assets.compat.completions import KST
-from bodyfriend_assets.compat.dag_log import build_dag_log_sensor
+from bodyfriend_assets.compat.dag_log import backfill_dag_log, build_dag_log_sensor
 from bodyfriend_assets.lv0 import build_lv0_asset, lv0_key
 from bodyfriend_assets.lv0.checks import KEYS, ROW_COUNT
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
@@ -177,6 +177,12 @@ def test_dag_log_has_rows_for_load_days_only_and_the_freshness_alert_never_lists
     written = dag_log(hub)
     assert {row[1] for row in written} == {date(2024, 3, 8)}  # the old DAG ran on the 8th only
     assert {row[0] for row in written} >= {"legacy_to_lv0_RENTAL.R_CRM_INFO", "lv0_dag_RENTAL.R_CRM_INFO"}
+    # Rebuilt from the whole history (``bodyfriend dag-log-backfill``): the same rows, none more.
+    with hub.begin() as conn:
+        conn.execute(sa.text("DELETE FROM public.dag_log"))
+    backfill_dag_log(instance, hub, definitions.dag_ids, stand_ins=definitions.stand_ins,
+                     blocking_checks=definitions.blocking_checks)
+    assert dag_log(hub) == written
 
     monkeypatch.delenv(mail.HOST_VAR, raising=False)
     monkeypatch.setenv(settings.ENV_VAR, settings.DEVELOPMENT)

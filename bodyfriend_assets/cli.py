@@ -125,6 +125,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_lv0_summary(rows) -> None:
+    from bodyfriend_assets.partitions import NOT_LOADED
+
     header = f"{'lv0 table':<28} {'mode':<11} {'rows':>9} {'pages':>5} {'seconds':>8} {'rows/s':>9} {'peak MB':>8}"
     print(header)
     print("-" * len(header))
@@ -133,6 +135,9 @@ def _print_lv0_summary(rows) -> None:
     for entry, meta in rows:
         if not meta:
             print(f"{entry.name:<28} {entry.mode:<11} {'failed':>9}")
+            continue
+        if NOT_LOADED in meta:  # an off day of the table's load_days: nothing read
+            print(f"{entry.name:<28} {entry.mode:<11} {'not a load day':>14}")
             continue
         total_rows += meta["rows_read"]
         total_seconds += meta["seconds"]

@@ -43,7 +43,8 @@ class StepItem:
     checks: Sequence[dg.AssetCheckSpec] = field(default_factory=tuple)
 
 
-Materialize = Callable[[StepItem], dg.MaterializeResult]
+# One result, or (a range whose partitions differ, e.g. load and off days) one per partition.
+Materialize = Callable[[StepItem], dg.MaterializeResult | list[dg.AssetMaterialization]]
 Evaluate = Callable[[StepItem, dg.AssetCheckSpec], dg.AssetCheckResult]
 
 
@@ -54,7 +55,7 @@ def materialize_in_order(
     materialize: Materialize,
     evaluate: Evaluate,
     item_errors: tuple[type[BaseException], ...] = (Exception,),
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckResult]:
     """Run the selected ``items`` (and the selected checks) in order; see the module docstring.
     ``item_errors``: the exceptions that are one item's failure (connection errors never are)."""
     selected = context.selected_asset_keys
@@ -84,7 +85,7 @@ def materialize_in_order(
                 failures[item.key] = message
                 stopped[item.key] = "failed"
                 continue
-            yield result
+            yield from result if isinstance(result, list) else (result,)
         for spec in checks:
             evaluation = timed_check(lambda: evaluate(item, spec))
             if spec.blocking and not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:

@@ -53,3 +53,9 @@ def start_of_tomorrow(now: datetime | None = None) -> datetime:
 def last_partition_of(end: datetime) -> str:
     """The key of the last daily partition of a window ending (exclusive) at naive ``end``."""
     return (end - timedelta(days=1)).date().isoformat()
+
+
+# Metadata key of a materialization that read nothing: a partition a table is not loaded for (an
+# off day of its catalog ``load_days``). It records the day as done without a load; dag_log,
+# which records loads as the old DAGs did, skips it.
+NOT_LOADED = "skipped"

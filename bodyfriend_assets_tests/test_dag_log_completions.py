@@ -222,7 +222,9 @@ def test_a_good_night_of_the_platform_writes_every_old_dag_id_and_no_table_is_st
     old_ids = OLD_DAG_IDS
     written = {row[0] for row in dag_log(hub)}
     assert {row[1] for row in dag_log(hub)} == {date(2024, 1, 2)}
-    assert written == old_ids  # all 92, lv1ex_dag_ among them
+    # 89 of 92: R_CRM_INFO is loaded by the runs of days 1, 8, 15, 22, 29 only.
+    off_day = {f"{step}_RENTAL.R_CRM_INFO" for step in ("legacy_to_lv0", "lv0_dag", "lv1_dag")}
+    assert written == old_ids - off_day  # lv1ex_dag_ among them
     assert "lv0_dag_UNIERP5.B_MINOR" in written
 
     stale = build_stale_tables_alert(definitions.dag_ids, definitions.blocking_checks,

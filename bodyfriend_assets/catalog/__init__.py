@@ -8,6 +8,7 @@ when definitions load; a bad entry fails with a message naming it.
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -61,6 +62,8 @@ class LegacyTable(BaseModel):
     page_size: int = Field(20000, ge=1, le=1_000_000)
     large: bool = False
     expressions: tuple[SourceExpression, ...] = ()
+    # Days of the month (KST) whose nightly run reads the table; None: every day (``loads_partition``).
+    load_days: tuple[int, ...] | None = None
 
     _names = field_validator("database", "table", "schema_", "cursor")(
         lambda v: v if v is None else _identifier(v)
@@ -77,6 +80,20 @@ class LegacyTable(BaseModel):
             raise ValueError(f"key columns repeat: {list(keys)}")
         return keys
 
+    @field_validator("load_days", mode="before")
+    @classmethod
+    def _load_days(cls, days: object) -> object:
+        if days is None:
+            return None
+        if not isinstance(days, (list, tuple)) or not days:
+            raise ValueError("must be a non-empty list of days of the month, e.g. [1, 8, 15, 22, 29]")
+        for day in days:
+            if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 31:
+                raise ValueError(f"{day!r} is not a day of the month (a whole number from 1 to 31)")
+        if len(set(days)) != len(days):
+            raise ValueError(f"days repeat: {list(days)}")
+        return tuple(sorted(days))
+
     @model_validator(mode="after")
     def _mode_fits_cursor(self) -> LegacyTable:
         if self.mode == "incremental" and self.cursor is None:
@@ -85,6 +102,12 @@ class LegacyTable(BaseModel):
             raise ValueError("a snapshot table reads the whole table; remove its cursor")
         if self.cursor is not None and self.cursor.lower() in {k.lower() for k in self.keys}:
             raise ValueError("the cursor column must not also be a key column")
+        if self.load_days is not None and self.mode != "snapshot":
+            # An incremental load reads only its partition's changes: the off days' would be lost.
+            raise ValueError(
+                "load_days: only a snapshot table can skip days (an incremental one would miss "
+                "the changes of its off days)"
+            )
         names = [e.name.lower() for e in self.expressions]
         if len(set(names)) != len(names):
             raise ValueError(f"expression names repeat: {names}")
@@ -104,6 +127,14 @@ class LegacyTable(BaseModel):
     def name(self) -> str:
         """Lower-case table name: the lv0 table and the last part of every asset key."""
         return self.table.lower()
+
+    def loads_partition(self, partition: str) -> bool:
+        """Whether the nightly run of daily ``partition`` reads the table: the run of Korean day N
+        (launched at 00:10) loads partition N-1, as the old DAG's midnight run of day N copied the
+        table as it stood at the end of N-1."""
+        if self.load_days is None:
+            return True
+        return (date.fromisoformat(partition) + timedelta(days=1)).day in self.load_days
 
     @property
     def key_columns(self) -> tuple[str, ...]:

@@ -8,6 +8,9 @@ day among them: the moment the last of its work was done. So ``lv1_dag_RENTAL.R_
 ``product2``) is not written on a day when lv2 succeeded and hc failed, nor when hc was written
 but failed ``external_id_unique``.
 
+A materialization that loaded nothing (metadata ``skipped``: a table's off day, see the catalog's
+``load_days``) completes nothing: the old DAG did not run that day and wrote no row.
+
 A materialization *passed its blocking checks* unless, in the run that produced it, a blocking
 check of that asset failed or was planned and never reported (the step died after writing).
 Materializations reported outside a run have no checks and count.
@@ -25,6 +28,8 @@ from datetime import date, datetime, time, timedelta, timezone
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
+
+from bodyfriend_assets.partitions import NOT_LOADED
 
 # Korea Standard Time, as the old code wrote it: UTC+9, no daylight saving (none since 1988).
 KST = timezone(timedelta(hours=9), "KST")
@@ -82,6 +87,12 @@ class CheckOutcomes:
         return record.asset_key not in self.failed_assets(record.run_id)
 
 
+def loaded(record: dg.EventLogRecord) -> bool:
+    """Whether a materialization did its work (an off day's did not: ``NOT_LOADED``)."""
+    materialization = record.asset_materialization
+    return materialization is None or NOT_LOADED not in materialization.metadata
+
+
 def compose(
     work: Mapping[str, frozenset[dg.AssetKey]],
     latest: Mapping[tuple[dg.AssetKey, date], datetime],
@@ -98,9 +109,11 @@ def compose(
 
 
 def latest_passing_on(
-    instance: dg.DagsterInstance, key: dg.AssetKey, day: date, outcomes: CheckOutcomes, page_size: int = 100
+    instance: dg.DagsterInstance, key: dg.AssetKey, day: date, outcomes: CheckOutcomes, page_size: int = 100,
+    *, off_days: bool = False,
 ) -> datetime | None:
-    """The latest materialization of ``key`` on Korean ``day`` that passed its blocking checks."""
+    """The latest materialization of ``key`` on Korean ``day`` that passed its blocking checks
+    (``off_days``: an off day's, which loaded nothing, counts too)."""
     # Storage ids do not follow event time (a run's events are stamped when made, stored when
     # committed; reported events may carry any time): every record of the day is read.
     start = datetime.combine(day, time(), KST).timestamp()
@@ -115,7 +128,10 @@ def latest_passing_on(
         )
         for record in result.records:
             moment = completion_kst(record.timestamp)
-            if moment.date() == day and (latest is None or moment > latest) and outcomes.passed(record):
+            if (
+                moment.date() == day and (latest is None or moment > latest)
+                and (off_days or loaded(record)) and outcomes.passed(record)
+            ):
                 latest = moment
         if not result.has_more:
             return latest
@@ -158,7 +174,7 @@ def history_completions(
             ).records
             count += len(page)
             for record in page:
-                if outcomes.passed(record):
+                if loaded(record) and outcomes.passed(record):
                     moment = completion_kst(record.timestamp)
                     if moment > latest.get((key, moment.date()), datetime.min):
                         latest[(key, moment.date())] = moment

@@ -18,6 +18,9 @@ Each table is still its own asset, with its own materialization and checks (``lv
 evaluated right after its load (``materialize_in_order``). A table whose load fails, or fails a
 blocking check, is reported and the others still load; the layers above skip only what reads it,
 and the run ends failed, naming it.
+
+A table with ``load_days`` in the catalog is not read on its other days (``lv0.cadence``): those
+partitions are materialized without a load, saying so.
 """
 
 from collections.abc import Sequence
@@ -30,10 +33,11 @@ from bodyfriend_assets.extraction.engine import extract_to_lv0
 from bodyfriend_assets.extraction.lv0_writer import Lineage
 from bodyfriend_assets.legacy import legacy_key
 from bodyfriend_assets.lv0 import history
+from bodyfriend_assets.lv0.cadence import load_partitions, off_day_metadata, off_day_reason
 from bodyfriend_assets.lv0.checks import evaluate_lv0_check, lv0_check_specs
 from bodyfriend_assets.lv0.keys import lv0_key
 from bodyfriend_assets.materialize_in_order import StepItem, materialize_in_order
-from bodyfriend_assets.partitions import daily_freshness, daily_partitions, naive_window
+from bodyfriend_assets.partitions import NOT_LOADED, daily_freshness, daily_partitions, naive_window
 from bodyfriend_assets.pools import exclusive_pool as _exclusive
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.retries import retry_connection_errors
@@ -130,12 +134,17 @@ def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDat
     start, end = naive_window(context.partition_time_window)
     loaded: dict[str, dict] = {}  # table -> what its checks know of this step's load of it
 
-    def load(item: StepItem) -> dg.MaterializeResult:
+    def load(item: StepItem) -> dg.MaterializeResult | list[dg.AssetMaterialization]:
         entry = item.subject
+        loading = load_partitions(entry, context.partition_keys)
+        if not loading:  # not read on these days (cadence): lv0 keeps the last load
+            return dg.MaterializeResult(
+                asset_key=item.key, metadata={**off_day_metadata(entry), "partitions": partition}
+            )
         lineage = Lineage(
             loaded_at=datetime.now(timezone.utc),
             run_id=context.run.run_id,
-            partition=keys.end if entry.mode == "snapshot" else partition,
+            partition=loading[-1] if entry.mode == "snapshot" else partition,
         )
         window = history.window_to_load(context, entry, datahub.engine(), start, end)
         result = extract_to_lv0(
@@ -144,11 +153,27 @@ def _load_selected(context: dg.AssetExecutionContext, entries, legacy: LegacyDat
         )
         restored = history.record(datahub.engine(), entry, window, context.run.run_id)
         loaded[entry.name] = {"load_started": result.load_started, "lineage": lineage}
-        return dg.MaterializeResult(
-            asset_key=item.key, metadata={**result.as_metadata(), **restored, "partitions": partition}
-        )
+        metadata = {**result.as_metadata(), **restored, "partitions": partition}
+        if len(loading) == len(context.partition_keys):
+            return dg.MaterializeResult(asset_key=item.key, metadata=metadata)
+        # A range of load and off days: each partition says which it was.
+        return [
+            dg.AssetMaterialization(
+                asset_key=item.key, partition=key,
+                metadata=metadata if key in loading else {**off_day_metadata(entry), "partitions": partition},
+            )
+            for key in context.partition_keys
+        ]
 
     def evaluate(item: StepItem, spec: dg.AssetCheckSpec) -> dg.AssetCheckResult:
+        entry = item.subject
+        if 0 < len(load_partitions(entry, context.partition_keys)) < len(context.partition_keys):
+            for key in context.partition_keys:  # a range of load and off days: the off days' own
+                if not entry.loads_partition(key):
+                    context.log_event(dg.AssetCheckEvaluation(
+                        asset_key=item.key, check_name=spec.name, passed=True, blocking=spec.blocking,
+                        partition=key, metadata={NOT_LOADED: off_day_reason(entry)},
+                    ))
         return evaluate_lv0_check(
             item.subject, spec.name, legacy.engine(), datahub.engine(), context.partition_time_window,
             **loaded.get(item.subject.name, {}),

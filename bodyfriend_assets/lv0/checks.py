@@ -52,9 +52,10 @@ from bodyfriend_assets.extraction.lv0_writer import (
 )
 from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, read_pages
 from bodyfriend_assets.extraction.source import KeysetRead, SourceTable, SourceTableError
+from bodyfriend_assets.lv0.cadence import load_partitions, off_day_reason
 from bodyfriend_assets.lv0.keys import lv0_key
 from bodyfriend_assets.partitions import (
-    FIRST_PARTITION_START, KST, START_DATE, daily_partitions, last_partition_of, naive_kst, naive_window,
+    FIRST_PARTITION_START, KST, NOT_LOADED, START_DATE, daily_partitions, last_partition_of, naive_kst, naive_window,
     start_of_tomorrow,
 )
 
@@ -110,8 +111,13 @@ def evaluate_lv0_check(
     ``load_started_kst``); without it the check's own start stands in, so every change up to now
     counts as before the load. ``lineage``: what rows the check re-reads are stamped with (the
     load's); ``reread_limit``: how many missing keys the check reads again before failing
-    (default ``REREAD_LIMIT``).
+    (default ``REREAD_LIMIT``). Partitions the table is not loaded for (``cadence``) pass with
+    "not a load day", comparing nothing.
     """
+    if not load_partitions(entry, daily_partitions.get_partition_keys_in_time_window(time_window)):
+        return dg.AssetCheckResult(
+            asset_key=lv0_key(entry), check_name=name, passed=True, metadata={NOT_LOADED: off_day_reason(entry)}
+        )
     if name == ROW_COUNT:
         try:
             passed, metadata = _keys_match_source(

@@ -3,6 +3,7 @@
 - ``bodyfriend demo``: seed the embedded stand-in legacy database, run the nightly job (every
   layer, with its checks) for one daily partition, print per-table and per-layer summaries.
 - ``bodyfriend dev``: the Dagster UI (``dagster dev``) on the same data and instance.
+- ``bodyfriend load-history``: every layer for every day from 2024-01-01 to yesterday, one run.
 - ``bodyfriend seed --rows N``: write the synthetic legacy tables into ``BODYFRIEND_LEGACY_URL``
   (a PostgreSQL stand-in) or the embedded legacy database.
 """
@@ -213,6 +214,26 @@ def _wait_for(dagster_dev: subprocess.Popen) -> int:
         return 0
 
 
+def cmd_load_history(args: argparse.Namespace) -> int:
+    """``bodyfriend load-history``: every layer over ``--start..--end`` (default: the first
+    partition to yesterday, KST) as one run through the instance; summarised like the demo."""
+    import dagster as dg
+
+    from bodyfriend_assets.full_history import load_history
+
+    end = args.end or yesterday_kst()
+    prepare_instance_home()
+    print(f"loading every layer for {args.start.isoformat()}..{end.isoformat()} (KST) as one run ...")
+    began = time.monotonic()
+    with dg.DagsterInstance.get() as instance:
+        run = load_history(
+            instance, args.start, end,
+            on_launch=lambda run: print(f"run {run.run_id} launched; it is in the UI's Runs (make dev)"),
+        )
+    print(f"run {run.run_id} ended {run.status.value} in {time.monotonic() - began:.0f}s")
+    return 0 if run.status == dg.DagsterRunStatus.SUCCESS else 1
+
+
 def cmd_dag_log_backfill(args: argparse.Namespace) -> int:
     """``bodyfriend dag-log-backfill``: rebuild dag_log from the platform instance's history."""
     import dagster as dg
@@ -262,6 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(run=cmd_dev)
+
+    history = commands.add_parser(
+        "load-history", help="every layer for every day from the first partition to yesterday, one run"
+    )
+    history.add_argument("--start", type=date.fromisoformat, default=SEED_START,
+                         help=f"first day (KST, YYYY-MM-DD); default {SEED_START.isoformat()}, the first partition")
+    history.add_argument("--end", type=date.fromisoformat, default=None,
+                         help="last day (KST, YYYY-MM-DD); default yesterday")
+    history.set_defaults(run=cmd_load_history)
 
     backfill = commands.add_parser(
         "dag-log-backfill", help="rebuild public.dag_log from the Dagster instance's history"

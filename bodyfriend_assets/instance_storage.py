@@ -11,6 +11,7 @@ from __future__ import annotations
 from dagster_postgres import DagsterPostgresStorage
 
 from bodyfriend_assets import settings
+from bodyfriend_assets.event_batches import BatchedEventLogStorage
 
 DAGSTER_PG_URL_VAR = settings.DAGSTER_PG_URL_VAR
 POOL_RECYCLE_SECONDS = 3600
@@ -30,7 +31,11 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
-        storage = cls(postgres_url=instance_storage_url(), inst_data=inst_data)
+        url = instance_storage_url()
+        storage = cls(postgres_url=url, inst_data=inst_data)
+        # The same event log, storing a range run's planned events in a few statements
+        # (event_batches.py); the tables exist now, made by the storage above.
+        storage._event_log_storage = BatchedEventLogStorage(url, should_autocreate_tables=False)
         # dagster-postgres opens a new connection for every event it stores, and a daily run
         # stores hundreds (every materialization, check result and log line, each a few ms of
         # connection set-up). Each process keeps one open instead, as the webserver does.

@@ -30,6 +30,8 @@ from bodyfriend_assets.check_timing import timed_check
 from bodyfriend_assets.retries import CONNECTION_ERRORS
 from bodyfriend_assets.skips_per_asset import SKIPS_PER_ASSET
 
+RECORDS_PER_LOOK = 20  # an asset's latest materializations of a partition, this run's among them
+
 
 @dataclass(frozen=True)
 class StepItem:
@@ -142,41 +144,56 @@ def _runs_in_this_run(context: dg.AssetExecutionContext, op_name: str) -> bool:
 
 class RunOutcome:
     """What the run's earlier steps did to the assets a step reads, from the run's stored events:
-    an asset of this run that was not materialized, or failed a blocking check, is a problem."""
+    an asset of this run that was not materialized, or failed a blocking check, is a problem.
+
+    Whether an asset was materialized is asked of the event log per asset and for the run's last
+    partition only: a range run stores one materialization per asset and partition (84,000 for
+    every layer since 2024), too many to read back whole at every step."""
 
     def __init__(self, context: dg.AssetExecutionContext):
         self._context = context
         self._layer = context.job_def.asset_layer
         self._in_run = set(self._layer.selected_asset_keys)
         self._own = set(context.assets_def.keys)
-        self._events: tuple[set[dg.AssetKey], dict[dg.AssetKey, list[str]]] | None = None
+        self._last_partition = [context.partition_key_range.end] if context.has_partition_key_range else None
+        self._materialized: dict[dg.AssetKey, bool] = {}
+        self._failed: dict[dg.AssetKey, list[str]] | None = None
+        self._first_storage_id: int | None = None
 
-    def _load(self) -> tuple[set[dg.AssetKey], dict[dg.AssetKey, list[str]]]:
-        if self._events is None:
-            materialized: set[dg.AssetKey] = set()
-            failed_checks: dict[dg.AssetKey, list[str]] = {}
+    def _is_materialized(self, key: dg.AssetKey) -> bool:
+        if key not in self._materialized:
+            instance, run_id = self._context.instance, self._context.run.run_id
+            if self._first_storage_id is None:
+                [first] = instance.get_records_for_run(run_id, limit=1).records
+                self._first_storage_id = first.storage_id - 1
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(
+                    asset_key=key, asset_partitions=self._last_partition, after_storage_id=self._first_storage_id
+                ),
+                limit=RECORDS_PER_LOOK,
+            ).records
+            self._materialized[key] = any(record.run_id == run_id for record in records)
+        return self._materialized[key]
+
+    def _failed_checks(self) -> dict[dg.AssetKey, list[str]]:
+        if self._failed is None:
+            self._failed = {}
             records = self._context.instance.all_logs(
-                self._context.run.run_id,
-                of_type={dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION},
+                self._context.run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
             )
             for record in records:
-                event = record.dagster_event
-                if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-                    materialized.add(event.asset_key)
-                    continue
-                evaluation = event.event_specific_data
+                evaluation = record.dagster_event.event_specific_data
                 if evaluation.blocking and not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                    failed_checks.setdefault(evaluation.asset_key, []).append(evaluation.check_name)
-            self._events = materialized, failed_checks
-        return self._events
+                    self._failed.setdefault(evaluation.asset_key, []).append(evaluation.check_name)
+        return self._failed
 
     def problem(self, key: dg.AssetKey) -> str | None:
         """Why an asset of an earlier step of this run must not be read, or None."""
         if key in self._own or key not in self._in_run:
             return None
-        materialized, failed_checks = self._load()
-        if key not in materialized:
+        if not self._is_materialized(key):
             return "not materialized in this run"
+        failed_checks = self._failed_checks()
         if key in failed_checks:
             return f"blocking check {', '.join(sorted(failed_checks[key]))} failed"
         return None
@@ -185,11 +202,11 @@ class RunOutcome:
         """Every asset of this step and the run's earlier steps that was not materialized or
         failed a blocking check: failed (its own error), blocked, or skipped because of one of
         those; None when there is none."""
-        self._events = None  # this step's own events came after the first look
-        materialized, failed_checks = self._load()
+        self._materialized, self._failed = {}, None  # this step's own events came after the first look
+        failed_checks = self._failed_checks()
         graph = self._layer.asset_graph
         scope = self._steps_so_far()
-        missing = {key for key in scope if key not in materialized}
+        missing = {key for key in scope if not self._is_materialized(key)}
         failed, skipped = [], []
         for key in sorted(missing):
             name = key.to_user_string()

@@ -43,7 +43,7 @@ def test_load_history_materializes_every_asset_of_every_layer_in_every_partition
     [run] = instance.get_runs(dg.RunsFilter(job_name=daily_job.name))
     assert run.status == dg.DagsterRunStatus.SUCCESS
     keys = _layer_keys()
-    assert {key.path[0] for key in keys} == {"lv0", "lv1", "lv2", "hc"}
+    assert {key.path[0] for key in keys} == {"lv0", "lv1", "lv1ex", "lv2", "hc"}
     for key in keys:
         assert _status(instance, key) == (set(DAYS), set(), set()), key.to_user_string()
 

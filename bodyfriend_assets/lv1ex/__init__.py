@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from bodyfriend_assets.catalog import Catalog
 from bodyfriend_assets.compat.dag_ids import DAG_ID_METADATA_KEY
 from bodyfriend_assets.lv1ex.kakao import KakaoLocal, Search
+from bodyfriend_assets.lv1ex.standin import shared_standin
 from bodyfriend_assets.partitions import daily_partitions
 from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataFrameChunks, datahub_in
@@ -139,7 +140,7 @@ def already_refined(datahub: DataHub, addresses: set[str]) -> set[str]:
 def refined_frames(context: dg.AssetExecutionContext, source: AddressSource, datahub: DataHub,
                    chunks: DataFrameChunks) -> Iterator[pd.DataFrame]:
     """For each chunk of the source's rows, the address_master rows of its new addresses."""
-    geocoder = KakaoLocal.from_environment()
+    geocoder = KakaoLocal.from_environment(development_service=shared_standin)
     seen: set[str] = set()  # this run's, not yet committed
     counts = {FOUND: 0, FOUND_SHORTENED: 0, NOT_FOUND: 0}
     partition = context.partition_key_range.end if context.has_partition_key_range else None

@@ -29,7 +29,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bodyfriend_assets import settings
 
@@ -73,7 +75,9 @@ class KakaoLocal:
     _last_request: float = field(default=float("-inf"), repr=False)
 
     @classmethod
-    def from_environment(cls) -> "KakaoLocal":
+    def from_environment(cls, development_service: Callable[[], Any] | None = None) -> "KakaoLocal":
+        """The client the environment configures. In development, an unset URL means
+        ``development_service()``: a local server with ``url`` and ``key`` (``standin.shared_standin``)."""
         base_url = os.environ.get(URL_VAR, "").strip()
         key = os.environ.get(KEY_VAR, "").strip()
         rate = 10.0  # Kakao's; the local stand-in is not rate-limited by default
@@ -82,9 +86,9 @@ class KakaoLocal:
                 if not value:
                     raise settings.SettingsError(f"{var} is not set (required in production: {SERVICE})")
         elif not base_url:
-            from bodyfriend_assets.lv1ex.standin import shared_standin  # development: the local stand-in
-
-            server = shared_standin()
+            if development_service is None:
+                raise settings.SettingsError(f"{URL_VAR} is not set and no local stand-in was given ({SERVICE})")
+            server = development_service()
             base_url, key, rate = server.url, server.key, STANDIN_REQUESTS_PER_SECOND
         return cls(
             base_url=base_url.rstrip("/"),

@@ -178,8 +178,8 @@ def build_lv1ex_asset(source: AddressSource, catalog: Catalog) -> dg.AssetsDefin
         ins={"rows": datahub_in(["lv1", source.table])},
         group_name="lv1ex",
         kinds={"python", "postgres"},
-        description=f"The addresses of lv1.{source.table} refined by Kakao's address search into "
-                    f"{TABLE} (new addresses only; the old {dag_id}).",
+        description=f"The addresses of `lv1.{source.table}` refined by Kakao's address search into "
+                    f"`{TABLE}` (new addresses only; the old `{dag_id}`).",
         metadata={"table": TABLE, "upsert_key": KEY, DAG_ID_METADATA_KEY: dag_id, "dagster/column_schema": COLUMNS},
     )
     def refine(context: dg.AssetExecutionContext, datahub: DataHub, rows: DataFrameChunks):

@@ -30,7 +30,7 @@ from bodyfriend_assets.catalog import Catalog
 from bodyfriend_assets.compat.dag_ids import DAG_ID_METADATA_KEY
 from bodyfriend_assets.lv1ex.kakao import KakaoLocal, Search
 from bodyfriend_assets.lv1ex.standin import shared_standin
-from bodyfriend_assets.partitions import daily_partitions
+from bodyfriend_assets.partitions import daily_freshness, daily_partitions
 from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataFrameChunks, datahub_in
 
@@ -175,6 +175,7 @@ def build_lv1ex_asset(source: AddressSource, catalog: Catalog) -> dg.AssetsDefin
         io_manager_key=DATAHUB_IO,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),  # a range is one run, as for every layer
+        freshness_policy=daily_freshness,
         ins={"rows": datahub_in(["lv1", source.table])},
         group_name="lv1ex",
         kinds={"python", "postgres"},

@@ -1,13 +1,17 @@
 """A concurrency pool's turn, made exclusive in the Data Hub, and said out loud while waiting.
 
 Dagster's pool (``large_tables``, limit 1) already keeps a second step of the pool waiting, but
-two runs whose steps claim the pool's slot within the same instant can both get it. A step of a
-pool therefore also holds an advisory lock named after the pool in the Data Hub, on a connection
-whose ``application_name`` names its run. A step that finds the lock taken logs at INFO which run
-holds it, and again every ``WAIT_REPORT_SECONDS`` while it waits, so a night waiting on another
-run (or on one whose process died and whose connection the server has not yet dropped) says so.
-The lock is a session lock: released when the step ends, or when its connection closes if the
-process dies.
+two runs whose steps claim the pool's slot within the same instant can both get it: dagster-postgres
+claims a slot with a ``SELECT ... FOR UPDATE SKIP LOCKED`` then an ``UPDATE``, on an autocommit
+connection, so the row lock ends with the SELECT and both claims can take the same slot row. A step
+of a pool therefore also holds an advisory lock named after the pool in the Data Hub, on a
+connection whose ``application_name`` names its run. A step that finds the lock taken logs at INFO
+which run holds it, and again every ``WAIT_REPORT_SECONDS`` while it waits, so a night waiting on
+another run (or on one whose process died and whose connection the server has not yet dropped)
+says so. The lock is a session lock: released when the step ends, or when its connection closes if
+the process dies. The step logs "holding the <pool> pool" once it has the lock and "releasing the
+<pool> pool" before letting go: its extraction runs between the two, so those two lines, not the
+step's start and end, show whether two extractions of a pool overlapped (test_orchestration).
 """
 
 from __future__ import annotations
@@ -78,9 +82,11 @@ def exclusive_pool(engine: sa.Engine, pool: str | None):
         conn.commit()
         if reported is not None:
             log.info(f"the {pool} pool is free: going on")
+        log.info(f"holding the {pool} pool")
         try:
             yield
         finally:
+            log.info(f"releasing the {pool} pool")
             try:
                 conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
                 conn.commit()

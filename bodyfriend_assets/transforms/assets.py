@@ -105,13 +105,13 @@ def build_sql_assets(
         description=f"The {' and '.join(f'`{layer}`' for layer in layers)} tables, refreshed in PostgreSQL "
                     "in dependency order.",
     )
-    def _sql_models(context: dg.AssetExecutionContext, datahub: DataHub):
+    def _refresh_models(context: dg.AssetExecutionContext, datahub: DataHub):
         keys = context.partition_key_range
         window = PartitionWindow(keys.start, keys.end)
         with retry_connection_errors(context):
             yield from _refresh_selected(context, ordered, reads, window, datahub)
 
-    return _sql_models
+    return _refresh_models
 
 
 def _refresh_selected(context, ordered: Sequence[SqlModel], reads: dict[tuple[str, str], "ReadAssets"],

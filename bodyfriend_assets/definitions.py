@@ -27,20 +27,22 @@ from bodyfriend_assets.lv1ex import lv1ex_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.step_execution import executor_from_environment
 from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataHubIOManager
-from bodyfriend_assets.transforms import build_sql_assets
+from bodyfriend_assets.transforms import build_model_steps
 
 catalog = load_catalog()
 
 # Every asset of the chain; the old system's tables are derived from it: dag_log mirrors their
 # materializations and dependency_manager is their lineage.
 lv0_layer = lv0_assets(catalog)
+# lv1ex: the lv1 tables' new addresses refined by Kakao's address search into lv1.address_master
+lv1ex_layer = lv1ex_assets(catalog)
 platform_assets = [
     *legacy_specs(catalog),
     *lv0_layer,
-    # lv1 and lv2: one .sql file per table, run inside PostgreSQL, one step for the layer
-    build_sql_assets([*lv1.models, *lv2.models], upstream=lv0_layer, catalog=catalog),
-    # lv1ex: the lv1 tables' new addresses refined by Kakao's address search into lv1.address_master
-    *lv1ex_assets(catalog),
+    # lv1, then lv2 (which reads lv1ex's refined addresses): one .sql file per table, run inside
+    # PostgreSQL, one step per layer
+    *build_model_steps([*lv1.models, *lv2.models], upstream=lv0_layer, catalog=catalog, lv2_upstream=lv1ex_layer),
+    *lv1ex_layer,
     # hc: lv2 upserted into the Heroku Connect tables, parents before children
     build_hc_assets(catalog),
 ]

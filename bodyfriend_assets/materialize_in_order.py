@@ -63,7 +63,7 @@ def materialize_in_order(
     selected = context.selected_asset_keys
     selected_checks = context.selected_asset_check_keys
     run = RunOutcome(context)
-    last_step = not _later_platform_step(context)
+    last_step = not later_platform_step(context)
     stopped: dict[dg.AssetKey, str] = {}  # asset -> why what reads it must not run
     failures: dict[dg.AssetKey, str] = {}
     for item in items:
@@ -118,7 +118,7 @@ def _evaluation_event(context, spec: dg.AssetCheckSpec, result: dg.AssetCheckRes
     )
 
 
-def _later_platform_step(context: dg.AssetExecutionContext) -> bool:
+def later_platform_step(context: dg.AssetExecutionContext) -> bool:
     """Whether another platform step of this run reads an asset of this step (it will then name
     this step's failures, or a step after it will)."""
     layer = context.job_def.asset_layer

@@ -112,7 +112,7 @@ def test_a_daily_run_on_two_celery_workers_shares_its_steps_keeps_the_pool_and_e
                 assert instance.get_run_by_id(run_id).is_success
 
     lv1ex = {"lv1ex__v_customer", "lv1ex__r_shipping_info", "lv1ex__r_contract_move_receipt", "lv1ex__v_sales_lounge"}
-    assert set(started) == {*SMALL_STEPS, LARGE_TABLES_OP, "sql_models", "hc_objects", *lv1ex}
+    assert set(started) == {*SMALL_STEPS, LARGE_TABLES_OP, "lv1_models", *lv1ex, "lv2_models", "hc_objects"}
     # Every step ran in a worker, and each worker ran some.
     assert set(started.values()) == {one.pid, two.pid}, started
     local_contents, celery_contents = datahub_contents(local_hub), datahub_contents(celery_hub)

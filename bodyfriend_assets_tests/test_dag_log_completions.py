@@ -200,13 +200,15 @@ def test_a_good_night_of_the_platform_writes_every_old_dag_id_and_no_table_is_st
     from bodyfriend_assets.lv1ex import lv1ex_assets
     from bodyfriend_assets.resources import DataHub, LegacyDatabase
     from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataHubIOManager
-    from bodyfriend_assets.transforms import build_sql_assets
+    from bodyfriend_assets.transforms import build_model_steps
 
     legacy_url, _ = platform_env
     seed_legacy(legacy_url, rows=200, days=1)
     lv0 = lv0_assets(definitions.catalog)
-    chain = [*lv0, build_sql_assets([*lv1.models, *lv2.models], upstream=lv0, catalog=definitions.catalog),
-             build_hc_assets(definitions.catalog), *lv1ex_assets(definitions.catalog)]
+    lv1ex = lv1ex_assets(definitions.catalog)
+    chain = [*lv0, *build_model_steps([*lv1.models, *lv2.models], upstream=lv0, catalog=definitions.catalog,
+                                      lv2_upstream=lv1ex),
+             build_hc_assets(definitions.catalog), *lv1ex]
     with freeze_time(datetime(2024, 1, 2, 0, 30, tzinfo=KST)):
         result = dg.materialize(
             chain, partition_key="2024-01-01", instance=instance,

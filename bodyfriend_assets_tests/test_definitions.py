@@ -45,21 +45,28 @@ def test_large_tables_share_one_concurrency_pool():
         assert pools == ({"large_tables"} if entry.large else set())
 
 
-def test_the_daily_job_runs_in_nine_named_steps():
+def test_the_daily_job_runs_in_ten_named_steps_lv0_lv1_lv1ex_lv2_hc():
     """lv0 in three steps (small tables in two, for two workers to share; large tables in their
-    pool), lv1+lv2 in one, hc in one (with the Product2 sync-back into lv1, which reads hc), and
-    lv1ex's address refinement in one per source table."""
+    pool), lv1 in one, lv1ex's address refinement in one per source table, lv2 in one (it reads
+    the refined addresses), hc in one (with the Product2 sync-back into lv1, which reads hc)."""
     job = defs.resolve_job_def("daily_data_hub")
     steps = {node.name for node in job.nodes}
     lv1ex = {"lv1ex__v_customer", "lv1ex__r_shipping_info", "lv1ex__r_contract_move_receipt", "lv1ex__v_sales_lounge"}
-    assert steps == {"lv0_tables_1", "lv0_tables_2", "lv0_large_tables", "sql_models", "hc_objects", *lv1ex}
+    assert steps == {"lv0_tables_1", "lv0_tables_2", "lv0_large_tables", "lv1_models", *lv1ex, "lv2_models", "hc_objects"}
     layers = {
         assets.op.name: {key.path[0] for key in assets.keys}
         for assets in defs.resolve_asset_graph().assets_defs
         if assets.is_executable and assets.op.name in steps
     }
     assert layers == {"lv0_tables_1": {"lv0"}, "lv0_tables_2": {"lv0"}, "lv0_large_tables": {"lv0"},
-                      "sql_models": {"lv1", "lv2"}, "hc_objects": {"hc", "lv1"}, **{step: {"lv1ex"} for step in lv1ex}}
+                      "lv1_models": {"lv1"}, "lv2_models": {"lv2"}, "hc_objects": {"hc", "lv1"},
+                      **{step: {"lv1ex"} for step in lv1ex}}
+    # the steps' order: lv1 -> each lv1ex step -> lv2 -> hc
+    upstream = {node.name: {output.node_name for output in job.dependency_structure.all_upstream_outputs_from_node(node.name)}
+                for node in job.nodes}
+    assert "lv1_models" in set.intersection(*(upstream[step] for step in lv1ex))
+    assert {"lv1_models", *lv1ex} <= upstream["lv2_models"]
+    assert upstream["hc_objects"] == {"lv2_models"}
 
 
 @pytest.mark.parametrize(

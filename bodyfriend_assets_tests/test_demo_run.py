@@ -98,7 +98,7 @@ def test_a_range_run_of_the_nightly_job_is_listed_under_its_job_from_the_workspa
     step_pids = {
         e.step_key: e.dagster_event.pid for e in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
     }
-    assert {"lv0_tables_1", "lv0_large_tables", "sql_models", "hc_objects"} <= step_pids.keys()
+    assert {"lv0_tables_1", "lv0_large_tables", "lv1_models", "lv2_models", "hc_objects"} <= step_pids.keys()
     assert step_pids["lv0_tables_1"] != step_pids["lv0_large_tables"]
 
     # One materialization per asset and partition of the range.

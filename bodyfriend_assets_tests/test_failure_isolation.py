@@ -122,8 +122,8 @@ def test_a_dropped_source_table_stops_only_its_own_chain_and_the_night_completes
         assert any(key.startswith(f"{layer}/") for key in night - stopped), layer
     # no step was skipped or abandoned: the failure stayed with the assets it concerns
     assert not result.of_type(dg.DagsterEventType.STEP_SKIPPED)
-    lv1ex = {assets.op.name for assets in lv1ex_assets(load_catalog())}  # addresses: after lv1, beside lv2
-    assert result.steps(dg.DagsterEventType.STEP_SUCCESS) == _lv0_steps() | {"sql_models", *lv1ex}
+    lv1ex = {assets.op.name for assets in lv1ex_assets(load_catalog())}  # addresses: after lv1, before lv2
+    assert result.steps(dg.DagsterEventType.STEP_SUCCESS) == _lv0_steps() | {"lv1_models", *lv1ex, "lv2_models"}
     # the run ended failed, naming the table and what it stopped
     assert not result.success
     (failure,) = result.of_type(dg.DagsterEventType.STEP_FAILURE)

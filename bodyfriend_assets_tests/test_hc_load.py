@@ -17,13 +17,15 @@ from bodyfriend_assets.hc import HerokuConnect, build_hc_assets, load_mapping
 from bodyfriend_assets.hc.tables import record_salesforce_change
 from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
-from bodyfriend_assets.transforms import build_sql_assets
+from bodyfriend_assets.lv1ex import lv1ex_assets
+from bodyfriend_assets.transforms import build_model_steps
 from bodyfriend_assets_tests.chain import copy_database, lv0_template, range_tags
 from bodyfriend_assets_tests.conftest import point_platform_at, rows, scalar
 
 CATALOG = load_catalog()
 LV0 = lv0_assets(CATALOG)
-SQL_MODELS = build_sql_assets([*lv1.models, *lv2.models], upstream=LV0, catalog=CATALOG)
+SQL_MODELS = build_model_steps([*lv1.models, *lv2.models], upstream=LV0, catalog=CATALOG,
+                               lv2_upstream=lv1ex_assets(CATALOG))
 HC = build_hc_assets(CATALOG)
 DEV = {"legacy": LegacyDatabase(), "datahub": DataHub(), "heroku_connect": HerokuConnect(mode="development")}
 CHAIN = dg.AssetSelection.groups("lv0", "lv1", "lv2", "hc")
@@ -45,7 +47,7 @@ def platform(template, monkeypatch):
 
 def chain(partition: str = DAY, selection=CHAIN, resources=DEV, raise_on_error=True):
     return dg.materialize(
-        [*LV0, SQL_MODELS, HC], partition_key=partition, resources=resources, selection=selection,
+        [*LV0, *SQL_MODELS, HC], partition_key=partition, resources=resources, selection=selection,
         raise_on_error=raise_on_error,
     )
 
@@ -229,7 +231,7 @@ def test_the_hc_assets_carry_their_legacy_dag_and_table():
     assert specs["hc/opportunity"].metadata["dag_id"] == "lv1_dag_RENTAL.R_ORDER_CONTRACT"
     assert specs["hc/product2"].metadata["dag_id"] == "lv1_dag_RENTAL.R_GOODS"
     assert specs["hc/service_receipt"].metadata["table"] == "salesforce.service_receipt__c"
-    sql_specs = {spec.key.to_user_string(): spec for spec in SQL_MODELS.specs}
+    sql_specs = {spec.key.to_user_string(): spec for step in SQL_MODELS for spec in step.specs}
     for key, spec in specs.items():
         assert spec.group_name == "hc"
         lv2_key = key.replace("hc/", "lv2/")
@@ -241,7 +243,7 @@ def test_the_hc_assets_carry_their_legacy_dag_and_table():
     assert {(c.asset_key.to_user_string(), c.name, c.blocking) for c in HC.check_specs} >= {
         ("hc/account", "external_id_unique", True), ("hc/account", "quarantine_count", False)
     }
-    defs = dg.Definitions(assets=[*LV0, SQL_MODELS, HC], resources=DEV)
+    defs = dg.Definitions(assets=[*LV0, *SQL_MODELS, HC], resources=DEV)
     node = defs.resolve_asset_graph().get(dg.AssetKey(["hc", "account"]))
     assert node.partitions_def is not None and node.backfill_policy == dg.BackfillPolicy.single_run()
 
@@ -249,11 +251,11 @@ def test_the_hc_assets_carry_their_legacy_dag_and_table():
 def test_a_range_is_one_step_and_a_subset_loads_only_what_was_selected(platform):
     _, hub = platform
     tags = range_tags("2024-01-01", DAY)
-    result = dg.materialize([*LV0, SQL_MODELS, HC], tags=tags, resources=DEV,
+    result = dg.materialize([*LV0, *SQL_MODELS, HC], tags=tags, resources=DEV,
                             selection=dg.AssetSelection.groups("lv1", "lv2", "hc"))
     assert result.success
     steps = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
-    assert steps == {"sql_models", "hc_objects"}
+    assert steps == {"lv1_models", "lv2_models", "hc_objects"}
     account = hc_metadata(result)["hc/account"]
     assert account["partitions"] == "2024-01-01...2024-01-03"
     assert account["partitions_read"] == "2023-12-31...2024-01-03"  # lv2.account's look-back day
@@ -261,7 +263,7 @@ def test_a_range_is_one_step_and_a_subset_loads_only_what_was_selected(platform)
 
     rows(hub, "UPDATE lv2.product2 SET name = name || '*'")  # every product changed in lv2
     only = dg.AssetSelection.assets(["hc", "opportunity"])
-    subset = dg.materialize([*LV0, SQL_MODELS, HC], partition_key=DAY, resources=DEV, selection=only)
+    subset = dg.materialize([*LV0, *SQL_MODELS, HC], partition_key=DAY, resources=DEV, selection=only)
     assert set(hc_metadata(subset)) == {"hc/opportunity"}
     assert hc_metadata(subset)["hc/opportunity"]["rows_written"] == 0
     assert scalar(hub, "SELECT count(*) FROM salesforce.product2 WHERE name LIKE '%*'") == 0
@@ -296,7 +298,7 @@ def last_log_id(hub) -> int:
 
 
 def test_the_product2_sync_back_is_downstream_of_hc_product2_and_the_graph_has_no_loop():
-    defs = dg.Definitions(assets=[*LV0, SQL_MODELS, HC], resources=DEV)
+    defs = dg.Definitions(assets=[*LV0, *SQL_MODELS, HC], resources=DEV)
     graph = defs.resolve_asset_graph()
     node = graph.get(dg.AssetKey.from_user_string(EDITS))
     assert {p.to_user_string() for p in node.parent_keys} == {"hc/product2"}

@@ -19,14 +19,17 @@ from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import build_lv0_asset, lv0_assets
 from bodyfriend_assets.partitions import daily_partitions
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
-from bodyfriend_assets.transforms import build_sql_assets
+from bodyfriend_assets.lv1ex import lv1ex_assets
+from bodyfriend_assets.transforms import build_model_steps
 from bodyfriend_assets_tests.chain import copy_database, lv0_template, range_tags
 from bodyfriend_assets_tests.conftest import point_platform_at, rows, scalar
 
 RESOURCES = {"legacy": LegacyDatabase(), "datahub": DataHub()}
 CATALOG = load_catalog()
 LV0 = lv0_assets(CATALOG)
-SQL_MODELS = build_sql_assets([*lv1.models, *lv2.models], upstream=LV0, catalog=CATALOG)
+# lv1 and lv2 as the platform steps them; lv1ex is upstream of lv2 but not run here (no refined address)
+SQL_MODELS = build_model_steps([*lv1.models, *lv2.models], upstream=LV0, catalog=CATALOG,
+                               lv2_upstream=lv1ex_assets(CATALOG))
 REFINED = dg.AssetSelection.groups("lv1", "lv2")
 CODE_NAMES = {(m.major_cd, cd): nm for m in CODE_BOOK for cd, nm in m.minors}
 
@@ -65,7 +68,7 @@ def hub(platform_copy):
 def refine(partition: str | None = None, *, tags=None, selection=REFINED, extra=(), raise_on_error=True):
     """Materialize lv1/lv2 (or ``selection``) for a partition or a range."""
     return dg.materialize(
-        [*LV0, SQL_MODELS, *extra], partition_key=partition, tags=tags, resources=RESOURCES,
+        [*LV0, *SQL_MODELS, *extra], partition_key=partition, tags=tags, resources=RESOURCES,
         selection=selection, raise_on_error=raise_on_error,
     )
 
@@ -104,10 +107,11 @@ EXPECTED_DEPS = {
     "lv1/v_customer": {"lv0/v_customer", "lv1/code_master"},
     "lv1/v_erp_user": {"lv0/v_erp_user"},
     "lv1/v_sales_lounge": {"lv0/v_sales_lounge", "lv1/code_master"},
-    "lv2/account": {"lv1/v_customer"},
-    "lv2/bbs_map": {"lv1/v_sales_lounge"},
+    # the four that carry an address also read lv1.address_master, after the lv1ex asset of their lv1 table
+    "lv2/account": {"lv1/v_customer", "lv1ex/v_customer"},
+    "lv2/bbs_map": {"lv1/v_sales_lounge", "lv1ex/v_sales_lounge"},
     "lv2/contract_cancel_receipt": {"lv1/r_contract_cancel_receipt"},
-    "lv2/contract_move_receipt": {"lv1/r_contract_move_receipt", "lv1/v_erp_user"},
+    "lv2/contract_move_receipt": {"lv1/r_contract_move_receipt", "lv1/v_erp_user", "lv1ex/r_contract_move_receipt"},
     "lv2/exhibition_visit_customer": {"lv1/r_exhibition_visit_history", "lv1/v_sales_lounge"},
     "lv2/exhibition_visit_history": {"lv1/r_exhibition_visit_history", "lv1/v_erp_user", "lv1/v_sales_lounge"},
     "lv2/experience_reservation_customer": {"lv1/r_experience_reservation", "lv1/v_sales_lounge"},
@@ -122,7 +126,7 @@ EXPECTED_DEPS = {
         "lv1/r_service_receipt", "lv1/svc_type_big", "lv1/svc_type_mid", "lv1/svc_type_sml", "lv1/v_erp_user"
     },
     "lv2/shipping_evaluation": {"lv1/r_shipping_evaluation"},
-    "lv2/shipping_info": {"lv1/r_shipping_info", "lv1/v_erp_user"},
+    "lv2/shipping_info": {"lv1/r_shipping_info", "lv1/v_erp_user", "lv1ex/r_shipping_info"},
 }
 
 INCREMENTAL = {
@@ -133,7 +137,7 @@ INCREMENTAL = {
 
 
 def test_the_asset_graph_shows_every_lv1_and_lv2_table_with_the_lineage_its_sql_reads():
-    defs = dg.Definitions(assets=[*legacy_specs(CATALOG), *LV0, SQL_MODELS], resources=RESOURCES)
+    defs = dg.Definitions(assets=[*legacy_specs(CATALOG), *LV0, *SQL_MODELS], resources=RESOURCES)
     graph = defs.resolve_asset_graph()
     refined = {k.to_user_string() for k in graph.get_all_asset_keys() if k.path[0] in ("lv1", "lv2")}
     assert refined == set(EXPECTED_DEPS)
@@ -161,12 +165,12 @@ def test_lv1_has_a_model_for_every_table_the_legacy_platform_refined():
         "R_SHIPPING_EVALUATION", "R_SHIPPING_INFO", "R_TRANS_HOMEPAGE", "V_CUSTOMER", "V_ERP_USER",
         "V_SALES_LOUNGE", "B_ITEM_GROUP", "B_MAJOR", "B_SALES_GRP", "B_SALE_ORG",
     }
-    dag_ids = {spec.metadata["dag_id"] for spec in SQL_MODELS.specs if spec.key.path[0] == "lv1"}
+    dag_ids = {spec.metadata["dag_id"] for step in SQL_MODELS for spec in step.specs if spec.key.path[0] == "lv1"}
     assert {d.removeprefix("lv0_dag_").split(".")[1] for d in dag_ids} == refined_by_legacy
 
 
 def test_every_model_names_the_dag_of_the_legacy_table_it_derives_from():
-    dag_ids = {spec.key.to_user_string(): spec.metadata["dag_id"] for spec in SQL_MODELS.specs}
+    dag_ids = {spec.key.to_user_string(): spec.metadata["dag_id"] for step in SQL_MODELS for spec in step.specs}
     assert dag_ids["lv1/code_master"] == "lv0_dag_UNIERP5.B_MAJOR"
     assert dag_ids["lv1/svc_type_mid"] == "lv0_dag_RENTAL.R_PROD_SYMPTOM_DTL"
     assert dag_ids["lv1/r_order_contract"] == "lv0_dag_RENTAL.R_ORDER_CONTRACT"
@@ -376,13 +380,13 @@ def test_a_three_day_backfill_is_one_run_of_one_step_and_equals_three_daily_runs
     _, backfilled = platform_copy()
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [*LV0, SQL_MODELS], instance=instance, resources=RESOURCES, selection=REFINED,
+            [*LV0, *SQL_MODELS], instance=instance, resources=RESOURCES, selection=REFINED,
             tags=range_tags("2024-01-01", "2024-01-03"),
         )
         assert result.success
         assert len(instance.get_runs()) == 1
     steps = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
-    assert steps == {"sql_models"}
+    assert steps == {"lv1_models", "lv2_models"}
     partitions = {e.materialization.metadata["partitions"].value for e in result.get_asset_materialization_events()}
     assert partitions == {"2024-01-01...2024-01-03"}
     backfilled_tables = _table_digests(backfilled)

@@ -13,7 +13,8 @@ from bodyfriend_assets import lv1, lv2
 from bodyfriend_assets.catalog import load_catalog
 from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
-from bodyfriend_assets.transforms import build_sql_assets
+from bodyfriend_assets.lv1ex import lv1ex_assets
+from bodyfriend_assets.transforms import build_model_steps
 from bodyfriend_assets.transforms.assets import model_key
 from bodyfriend_assets.transforms.checks import COMPLETE_CHECK, evaluate_completeness_check
 from bodyfriend_assets.transforms.refresh import PartitionWindow
@@ -24,7 +25,7 @@ RESOURCES = {"legacy": LegacyDatabase(), "datahub": DataHub()}
 CATALOG = load_catalog()
 LV0 = lv0_assets(CATALOG)
 MODELS = {m.qualified_name: m for m in [*lv1.models, *lv2.models]}
-SQL_MODELS = build_sql_assets(MODELS.values(), upstream=LV0, catalog=CATALOG)
+SQL_MODELS = build_model_steps(MODELS.values(), upstream=LV0, catalog=CATALOG, lv2_upstream=lv1ex_assets(CATALOG))
 REFINED = dg.AssetSelection.groups("lv1", "lv2")
 
 
@@ -44,7 +45,7 @@ def hub(template, monkeypatch):
 
 def refine(partition=None, *, tags=None):
     return dg.materialize(
-        [*LV0, SQL_MODELS], partition_key=partition, tags=tags, resources=RESOURCES, selection=REFINED
+        [*LV0, *SQL_MODELS], partition_key=partition, tags=tags, resources=RESOURCES, selection=REFINED
     )
 
 

@@ -12,12 +12,20 @@ changed address is a new text and so a new row. A re-run finds every address alr
 sends no request.
 
 An address the service cannot resolve is stored with status ``not_found`` (and is not sent
-again); the service being down fails the asset (``kakao.GeocoderUnavailable``) and nothing of it
-is written; the other assets of the run go on.
+again); the service being down, refusing the key or not configured fails the asset
+(``kakao.GeocoderError``, ``SettingsError``) and nothing of it is written; the other assets of the run go on. The answers are spooled to a
+temporary file and written once all are in, so that a failure half-way writes nothing and no
+write transaction stays open while the service is asked. lv2 reads ``lv1.address_master`` after
+these assets: in a run where lv2 follows, a failure is logged and the asset yields nothing (its
+step succeeds), so lv2 still runs, keeping the ERP's address where none is refined, and the run's
+last step fails naming the asset (``materialize_in_order``); a step that failed would make Dagster
+abandon lv2 and hc for the night. Run without lv2 after it, the asset's step fails.
 """
 
 
+import pickle
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,10 +36,12 @@ import sqlalchemy as sa
 
 from bodyfriend_assets.catalog import Catalog
 from bodyfriend_assets.compat.dag_ids import DAG_ID_METADATA_KEY
-from bodyfriend_assets.lv1ex.kakao import KakaoLocal, Search
+from bodyfriend_assets.lv1ex.kakao import GeocoderError, KakaoLocal, Search
 from bodyfriend_assets.lv1ex.standin import shared_standin
+from bodyfriend_assets.materialize_in_order import later_platform_step
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions
 from bodyfriend_assets.resources import DataHub
+from bodyfriend_assets.settings import SettingsError
 from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataFrameChunks, datahub_in
 
 TABLE = "lv1.address_master"
@@ -167,6 +177,30 @@ def refined_frames(context: dg.AssetExecutionContext, source: AddressSource, dat
     )
 
 
+class Spool:
+    """DataFrames kept in a temporary file until all are in, then read back one at a time."""
+
+    def __init__(self):
+        self._file = tempfile.TemporaryFile()
+
+    def add(self, frame: pd.DataFrame) -> None:
+        pickle.dump(frame, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def frames(self) -> Iterator[pd.DataFrame]:
+        self._file.seek(0)
+        try:
+            while True:
+                try:
+                    yield pickle.load(self._file)  # noqa: S301  (our own file, written above)
+                except EOFError:
+                    return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def build_lv1ex_asset(source: AddressSource, catalog: Catalog) -> dg.AssetsDefinition:
     dag_id = "lv1ex_dag_" + catalog.by_name(source.table).qualified_name
 
@@ -179,13 +213,24 @@ def build_lv1ex_asset(source: AddressSource, catalog: Catalog) -> dg.AssetsDefin
         ins={"rows": datahub_in(["lv1", source.table])},
         group_name="lv1ex",
         kinds={"python", "postgres"},
+        output_required=False,  # yields nothing when the service failed and lv2 follows (see above)
         description=f"The addresses of `lv1.{source.table}` refined by Kakao's address search into "
                     f"`{TABLE}` (new addresses only; the old `{dag_id}`).",
         metadata={"table": TABLE, "upsert_key": KEY, DAG_ID_METADATA_KEY: dag_id, "dagster/column_schema": COLUMNS},
     )
     def refine(context: dg.AssetExecutionContext, datahub: DataHub, rows: DataFrameChunks):
-        # a generator is returned wrapped: bare, Dagster would take it for a stream of events
-        return dg.Output(refined_frames(context, source, datahub, rows))
+        spool = Spool()
+        try:
+            for frame in refined_frames(context, source, datahub, rows):
+                spool.add(frame)
+        except (GeocoderError, SettingsError) as err:  # the service, not an address: unusable
+            spool.close()
+            if not later_platform_step(context):
+                raise
+            context.log.error(f"{context.asset_key.to_user_string()} failed: {err}; nothing of it was written")
+            return
+        # a generator is yielded wrapped: bare, Dagster would take it for a stream of events
+        yield dg.Output(spool.frames())
 
     return refine
 

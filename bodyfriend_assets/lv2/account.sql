@@ -1,6 +1,8 @@
 -- Salesforce Account (a person account per ERP customer), fed to hc.account.
 -- One row per customer; external_id is the ERP customer number (CUST_NO), the Account's
--- external id. Billing address = the customer's address; opt-ins from the consent flags.
+-- external id. Billing address = the customer's address, as refined by lv1ex where it was
+-- (lv1.address_master: street and postal code), else as the ERP holds it; opt-ins from the
+-- consent flags.
 --
 -- key: external_id
 -- mode: incremental
@@ -16,9 +18,9 @@ SELECT
     c.hand_tel_no AS mobile_phone,
     c.tel_no AS phone,
     c.email,
-    c.zip_cd AS billing_postal_code,
+    coalesce(refined.postal_code, c.zip_cd) AS billing_postal_code,
     c.region_nm AS billing_state,
-    NULLIF(concat_ws(' ', c.addr1, c.addr2), '') AS billing_street,
+    coalesce(refined.street, NULLIF(concat_ws(' ', c.addr1, c.addr2), '')) AS billing_street,
     c.cust_grade_nm AS customer_grade,
     c.cust_status_nm AS customer_status,
     c.job_nm AS occupation,
@@ -44,4 +46,6 @@ SELECT
     c.updt_dt AS erp_updated_at,
     c._partition
 FROM lv1.v_customer AS c
+LEFT JOIN lv1.refined_addresses() AS refined
+    ON refined.legacy_address = lv1.legacy_address(c.addr1, c.addr2)
 WHERE c._partition BETWEEN :partition_start AND :partition_end

@@ -1,5 +1,6 @@
 -- Shipping_Info__c: deliveries and installations (R_SHIPPING_INFO), fed to hc.shipping_info,
--- related to the contract, customer and product.
+-- related to the contract, customer and product. The address is the one refined by lv1ex
+-- where it was (lv1.address_master: street and postal code), else as the ERP holds it.
 --
 -- key: external_id
 -- mode: incremental
@@ -19,8 +20,8 @@ SELECT
     s.rcv_nm AS recipient_name,
     s.rcv_hand_tel_no AS recipient_mobile_phone,
     s.rcv_tel_no AS recipient_phone,
-    s.zip_cd AS postal_code,
-    NULLIF(concat_ws(' ', s.addr1, s.addr2), '') AS street,
+    coalesce(refined.postal_code, s.zip_cd) AS postal_code,
+    coalesce(refined.street, NULLIF(concat_ws(' ', s.addr1, s.addr2), '')) AS street,
     s.delivery_center_nm AS delivery_center,
     driver.user_nm AS delivery_person,
     s.invoice_no,
@@ -30,4 +31,6 @@ SELECT
 FROM lv1.r_shipping_info AS s
 LEFT JOIN lv1.v_erp_user AS driver
     ON driver.user_id = s.delivery_user_id
+LEFT JOIN lv1.refined_addresses() AS refined
+    ON refined.legacy_address = lv1.legacy_address(s.addr1, s.addr2)
 WHERE s._partition BETWEEN :partition_start AND :partition_end

@@ -10,10 +10,11 @@ dependency list.
 - :mod:`.refresh` refreshes one table inside PostgreSQL: upsert of a partition's rows, or a
   rebuild swapped in atomically;
 - :mod:`.checks` the key and referential checks every model gets;
-- :mod:`.assets` turns the models into one subsettable multi-asset, run as one step.
+- :mod:`.assets` turns each layer's models into one subsettable multi-asset, run as one step
+  (``lv1_models``, ``lv2_models``).
 """
 
-from bodyfriend_assets.transforms.assets import build_sql_assets, model_key
+from bodyfriend_assets.transforms.assets import STEP_NAMES, build_model_steps, build_sql_assets, model_key
 from bodyfriend_assets.transforms.models import ModelError, SqlModel, load_layer
 
-__all__ = ["ModelError", "SqlModel", "build_sql_assets", "load_layer", "model_key"]
+__all__ = ["STEP_NAMES", "ModelError", "SqlModel", "build_model_steps", "build_sql_assets", "load_layer", "model_key"]

@@ -1,17 +1,21 @@
-"""The lv1/lv2 models as one subsettable multi-asset: one asset per table, one step per run.
+"""The lv1/lv2 models as subsettable multi-assets, one per layer: one asset per table, one step
+per layer and run.
 
 Each model is its own asset (``lv1/<name>``, ``lv2/<name>``: key = schema.table, group = layer),
-with its own materializations and checks, and its upstream assets read from its SQL. They are
-computed by a single op because every model runs inside PostgreSQL: a step per table would
-spend more time starting Dagster processes (~0.8 s each) than refreshing small tables. The op
-refreshes the selected models in dependency order and evaluates their checks right after each
-one (``materialize_in_order``); a failed model, or one that failed a blocking check, and an lv0
-table that did either earlier in the run, skip only the models that read them: the others still
-run, and so does the hc step after this one.
+with its own materializations and checks, and its upstream assets read from its SQL. A layer's
+models are computed by a single op because every model runs inside PostgreSQL: a step per table
+would spend more time starting Dagster processes (~0.8 s each) than refreshing small tables. lv1
+and lv2 are two steps (``lv1_models``, ``lv2_models``) because lv2 reads what Python assets make
+of lv1 (lv1ex's ``lv1.address_master``): lv0 -> lv1 -> lv1ex -> lv2 -> hc. The op refreshes the
+selected models in dependency order and evaluates their checks right after each one
+(``materialize_in_order``); a failed model, or one that failed a blocking check, and an upstream
+asset that did either earlier in the run, skip only the models that read them: the others still
+run, and so do the steps after this one.
 """
 
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -33,12 +37,12 @@ from bodyfriend_assets.transforms.checks import (
     evaluate_reference_check,
     model_check_specs,
 )
-from bodyfriend_assets.transforms.functions import ensure_functions
+from bodyfriend_assets.transforms.functions import OPTIONAL_READS, ensure_functions
 from bodyfriend_assets.transforms.models import ModelError, SqlModel, dependency_order
 from bodyfriend_assets.transforms.refresh import PartitionWindow, refresh_model
 
 
-OP_NAME = "sql_models"
+STEP_NAMES = {"lv1": "lv1_models", "lv2": "lv2_models"}  # the op (step) of each layer's models
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 Upstream = dg.AssetKey | dg.AssetSpec | dg.AssetsDefinition
@@ -48,17 +52,36 @@ def model_key(model: SqlModel) -> dg.AssetKey:
     return dg.AssetKey([model.layer, model.name])
 
 
+def build_model_steps(
+    models: Iterable[SqlModel], *, upstream: Iterable[Upstream], catalog: Catalog,
+    lv2_upstream: Iterable[Upstream] = (),
+) -> list[dg.AssetsDefinition]:
+    """The lv1 models and the lv2 models as two multi-assets (``lv1_models``, ``lv2_models``), lv2
+    reading lv1; ``lv2_upstream``: the other assets lv2 reads (lv1ex's)."""
+    models = list(models)
+    steps = []
+    for layer in STEP_NAMES:
+        of_layer = [model for model in models if model.layer == layer]
+        if of_layer:
+            steps.append(build_sql_assets(
+                of_layer, upstream=[*upstream, *steps, *(lv2_upstream if layer == "lv2" else ())], catalog=catalog
+            ))
+    return steps
+
+
 def build_sql_assets(
-    models: Iterable[SqlModel], *, upstream: Iterable[Upstream], catalog: Catalog, name: str = OP_NAME
+    models: Iterable[SqlModel], *, upstream: Iterable[Upstream], catalog: Catalog, name: str | None = None
 ) -> dg.AssetsDefinition:
-    """One multi-asset refreshing ``models``; ``upstream`` are the assets they may read besides
-    each other (the lv0 assets). Raises :class:`ModelError` when a model reads a table no asset
-    produces, naming the model file and the table."""
+    """One multi-asset refreshing ``models``, named after their layer's step unless ``name`` says
+    otherwise; ``upstream`` are the assets they may read besides each other (the lv0 assets; lv1
+    for lv2). Raises :class:`ModelError` when a model reads a table no asset produces, naming the
+    model file and the table."""
     models = list(models)
     _refuse_duplicates(models)
-    produced = {model.table for model in models} | {
-        tuple(key.path) for key in _keys(upstream) if len(key.path) == 2
-    }
+    layers = sorted({model.layer for model in models})
+    name = name or (STEP_NAMES[layers[0]] if len(layers) == 1 else "_".join(layers) + "_models")
+    writers = _writers(upstream)
+    produced = {model.table for model in models} | set(writers)
     for model in models:
         for table in sorted(model.upstream):
             if table not in produced:
@@ -67,7 +90,8 @@ def build_sql_assets(
                     f"(expected an asset keyed {'/'.join(table)})"
                 )
     ordered = dependency_order(models)
-    specs = [_spec(model, catalog) for model in ordered]
+    reads = {model.table: _read_assets(model, writers) for model in ordered}
+    specs = [_spec(model, catalog, reads[model.table]) for model in ordered]
     check_specs = [spec for model in ordered for spec in model_check_specs(model, model_key(model))]
 
     @dg.multi_asset(
@@ -78,18 +102,20 @@ def build_sql_assets(
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         op_tags=SKIPS_PER_ASSET_TAGS,
-        description="The `lv1` and `lv2` tables, refreshed in PostgreSQL in dependency order.",
+        description=f"The {' and '.join(f'`{layer}`' for layer in layers)} tables, refreshed in PostgreSQL "
+                    "in dependency order.",
     )
-    def _sql_models(context: dg.AssetExecutionContext, datahub: DataHub):
+    def _refresh_models(context: dg.AssetExecutionContext, datahub: DataHub):
         keys = context.partition_key_range
         window = PartitionWindow(keys.start, keys.end)
         with retry_connection_errors(context):
-            yield from _refresh_selected(context, ordered, window, datahub)
+            yield from _refresh_selected(context, ordered, reads, window, datahub)
 
-    return _sql_models
+    return _refresh_models
 
 
-def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWindow, datahub: DataHub):
+def _refresh_selected(context, ordered: Sequence[SqlModel], reads: dict[tuple[str, str], "ReadAssets"],
+                      window: PartitionWindow, datahub: DataHub):
     engine = datahub.engine()
     with engine.begin() as conn:
         ensure_functions(conn)
@@ -116,7 +142,7 @@ def _refresh_selected(context, ordered: Sequence[SqlModel], window: PartitionWin
     items = [
         StepItem(
             model, model_key(model), model.qualified_name,
-            frozenset(dg.AssetKey(list(table)) for table in model.upstream),
+            reads[model.table].required,
             model_check_specs(model, model_key(model)),
         )
         for model in ordered
@@ -156,7 +182,7 @@ def _window_metadata(model: SqlModel, window: PartitionWindow) -> dict[str, str]
     }
 
 
-def _spec(model: SqlModel, catalog: Catalog) -> dg.AssetSpec:
+def _spec(model: SqlModel, catalog: Catalog, reads: "ReadAssets") -> dg.AssetSpec:
     metadata = {
         "table": model.qualified_name,
         "dag_id": model_dag_id(model, catalog),
@@ -172,7 +198,7 @@ def _spec(model: SqlModel, catalog: Catalog) -> dg.AssetSpec:
         }
     return dg.AssetSpec(
         key=model_key(model),
-        deps=[dg.AssetKey(list(table)) for table in sorted(model.upstream)],
+        deps=sorted(reads.all, key=lambda key: key.path),
         group_name=model.layer,
         description=quote_code(model.description) or None,
         metadata=metadata,
@@ -211,16 +237,59 @@ def _repository_path(path: Path) -> str:
         return str(path)
 
 
-def _keys(items: Iterable[Upstream]) -> list[dg.AssetKey]:
-    keys: list[dg.AssetKey] = []
+@dataclass(frozen=True)
+class ReadAssets:
+    """The assets a model reads: ``required`` ones skip it when they fail in the run; the others
+    (``OPTIONAL_READS``) only come before it."""
+
+    required: frozenset[dg.AssetKey]
+    optional: frozenset[dg.AssetKey]
+
+    @property
+    def all(self) -> frozenset[dg.AssetKey]:
+        return self.required | self.optional
+
+
+def _writers(items: Iterable[Upstream]) -> dict[tuple[str, str], list[dg.AssetSpec]]:
+    """The upstream assets writing each table: its own key (``lv0/x`` -> ``lv0.x``), or its
+    ``table`` metadata, which several assets may share (lv1ex's four writers of
+    ``lv1.address_master``)."""
+    writers: dict[tuple[str, str], list[dg.AssetSpec]] = {}
+    for spec in _specs(items):
+        named = getattr(spec.metadata.get("table"), "value", spec.metadata.get("table"))
+        table = tuple(named.split(".")) if isinstance(named, str) else tuple(spec.key.path)
+        if len(table) == 2:
+            writers.setdefault(table, []).append(spec)
+    return writers
+
+
+def _read_assets(model: SqlModel, writers: dict[tuple[str, str], list[dg.AssetSpec]]) -> ReadAssets:
+    """The assets behind the tables ``model`` reads. A table several assets write is read after
+    those of them that work from a table the model reads too (``lv2.account`` reads
+    ``lv1.v_customer``: after ``lv1ex/v_customer``), else after all of them."""
+    reads = {table: dg.AssetKey(list(table)) for table in model.upstream}
+    required, optional = set(), set()
+    for table in model.upstream:
+        candidates = writers.get(table, [])
+        if len(candidates) > 1:
+            related = [s for s in candidates if {dep.asset_key for dep in s.deps} & set(reads.values())]
+            keys = {s.key for s in related or candidates}
+        else:
+            keys = {s.key for s in candidates} or {reads[table]}
+        (optional if table in OPTIONAL_READS else required).update(keys)
+    return ReadAssets(frozenset(required), frozenset(optional))
+
+
+def _specs(items: Iterable[Upstream]) -> list[dg.AssetSpec]:
+    specs: list[dg.AssetSpec] = []
     for item in items:
         if isinstance(item, dg.AssetKey):
-            keys.append(item)
+            specs.append(dg.AssetSpec(item))
         elif isinstance(item, dg.AssetSpec):
-            keys.append(item.key)
+            specs.append(item)
         else:
-            keys.extend(item.keys)
-    return keys
+            specs.extend(item.specs)
+    return specs
 
 
 def _refuse_duplicates(models: list[SqlModel]) -> None:

@@ -56,11 +56,44 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
         "RETURNS TABLE (minor_cd text, minor_nm text) LANGUAGE sql STABLE PARALLEL SAFE "
         "AS $$ SELECT c.minor_cd, c.minor_nm FROM lv1.code_master AS c WHERE c.major_cd = major $$",
     ),
+    # An lv1 row's address as lv1ex sends it and keys lv1.address_master (``legacy_address``):
+    # addr1 and addr2 joined by one space, runs of white space as one ('' is NULL). The same rule
+    # as lv1ex.address_texts, so a model finds the row lv1ex wrote for its address.
+    "legacy_address": (
+        "(addr1 text, addr2 text)",
+        "RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE "
+        "RETURN NULLIF(btrim(regexp_replace(concat_ws(' ', addr1, addr2), '\\s+', ' ', 'g')), '')",
+    ),
+    # The refined addresses of lv1.address_master (lv1ex) a model joins on legacy_address:
+    # street = Kakao's address (road, else lot), then the building's name, 동 and 호 where known;
+    # postal_code = the road address's. Only trusted answers: "found", or "found_shortened" for a
+    # building (the words dropped were its 동/호, kept in building_dong / building_ho); other
+    # dropped words were details the refined text would lose. No table yet (a new Data Hub, lv1ex
+    # never run) means no refined address, and the model keeps the ERP's: PL/pgSQL, so that the
+    # missing table is a case and not an error.
+    "refined_addresses": (
+        "()",
+        "RETURNS TABLE (legacy_address text, street text, postal_code text) LANGUAGE plpgsql STABLE "
+        "AS $$ BEGIN "
+        "IF to_regclass('lv1.address_master') IS NULL THEN RETURN; END IF; "
+        "RETURN QUERY SELECT m.legacy_address, "
+        "concat_ws(' ', m.address_name, m.building_name, m.building_dong || '동', m.building_ho || '호'), m.zone_no "
+        "FROM lv1.address_master AS m "
+        "WHERE m.address_name IS NOT NULL "
+        "AND (m.status = 'found' OR (m.status = 'found_shortened' AND m.building_name IS NOT NULL)); "
+        "END $$",
+    ),
 }
 
 # The tables a set-returning function reads, for the lineage of the models that join it
 # (``transforms.models``): a model joining lv1.codes(...) is downstream of lv1.code_master.
-FUNCTION_READS: dict[str, tuple[str, str]] = {"codes": (SCHEMA, "code_master")}
+FUNCTION_READS: dict[str, tuple[str, str]] = {
+    "codes": (SCHEMA, "code_master"),
+    "refined_addresses": (SCHEMA, "address_master"),
+}
+# Of those, the tables a model reads only when they are there: a writer that failed or did not
+# run is no reason to skip the model (it keeps the ERP's address), though it runs after them.
+OPTIONAL_READS: frozenset[tuple[str, str]] = frozenset({(SCHEMA, "address_master")})
 
 
 def ensure_functions(conn: Connection) -> None:

@@ -46,14 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-full", action="store_true", help="only the short-range comparison")
     args = parser.parse_args(argv)
 
-    home = args.home.resolve()
-    shutil.rmtree(home, ignore_errors=True)
-    dagster_home = home / "dagster_home"
-    dagster_home.mkdir(parents=True)
-    shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    os.environ.update(BODYFRIEND_HOME=str(home), DAGSTER_HOME=str(dagster_home))
-    for var in ("BODYFRIEND_LEGACY_URL", "BODYFRIEND_DATAHUB_URL", "DAGSTER_PG_URL", "DAGSTER_EVENT_BATCH_SIZE"):
-        os.environ.pop(var, None)
+    prepare_home(args.home)
 
     from bodyfriend_assets import embedded, settings
     from bodyfriend_assets.cli import yesterday_kst
@@ -82,13 +75,27 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if incomplete or any(r["status"] != "SUCCESS" for r in results) else 0
 
 
-def measure(label: str, start: date, end: date, *, fast: bool) -> dict:
+def prepare_home(home: Path) -> Path:
+    """An empty home of the benchmark's own (embedded server, Data Hub, Dagster instance on the
+    repository's dagster.yaml), in this process's environment and its children's."""
+    home = home.resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    os.environ.update(BODYFRIEND_HOME=str(home), DAGSTER_HOME=str(dagster_home))
+    for var in ("BODYFRIEND_LEGACY_URL", "BODYFRIEND_DATAHUB_URL", "DAGSTER_PG_URL", "DAGSTER_EVENT_BATCH_SIZE"):
+        os.environ.pop(var, None)
+    return home
+
+
+def measure(label: str, start: date, end: date, *, fast: bool, selection: str = LAYERS_SELECTION) -> dict:
     if fast:
         command = [sys.executable, "-m", "bodyfriend_assets.cli", "load-history",
                    "--start", start.isoformat(), "--end", end.isoformat()]
     else:
         command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "bodyfriend_assets.definitions",
-                   "--select", LAYERS_SELECTION, "--partition-range", f"{start.isoformat()}...{end.isoformat()}"]
+                   "--select", selection, "--partition-range", f"{start.isoformat()}...{end.isoformat()}"]
     print(f"{label}: {start}..{end} ...", flush=True)
     log = Path(os.environ["BODYFRIEND_HOME"]) / f"{label.replace(' ', '_').replace(',', '')}.log"
     with log.open("w") as out:

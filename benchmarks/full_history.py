@@ -32,7 +32,7 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
-from benchmarks.extraction import _watch
+from benchmarks.extraction import _seconds, _watch
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_DAY = date(2024, 1, 1)
@@ -89,7 +89,8 @@ def prepare_home(home: Path) -> Path:
     return home
 
 
-def measure(label: str, start: date, end: date, *, fast: bool, selection: str = LAYERS_SELECTION) -> dict:
+def measure(label: str, start: date, end: date, *, fast: bool, selection: str = LAYERS_SELECTION,
+            env: dict | None = None) -> dict:
     if fast:
         command = [sys.executable, "-m", "bodyfriend_assets.cli", "load-history",
                    "--start", start.isoformat(), "--end", end.isoformat()]
@@ -99,11 +100,13 @@ def measure(label: str, start: date, end: date, *, fast: bool, selection: str = 
     print(f"{label}: {start}..{end} ...", flush=True)
     log = Path(os.environ["BODYFRIEND_HOME"]) / f"{label.replace(' ', '_').replace(',', '')}.log"
     with log.open("w") as out:
+        began = time.time()
         process = subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONPATH": str(REPO)})
+                                   env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
         wall, peak_mb = _watch([process])
-    return {"label": label, "wall": wall, "peak_mb": peak_mb, "days": (end - start).days + 1,
-            **_split_last_run(start, end)}
+    split = _split_last_run(start, end)
+    return {"label": label, "wall": wall, "peak_mb": peak_mb, "days": (end - start).days + 1, **split,
+            "before_run": split["first_event"] - began, "after_run": began + wall - split["last_event"]}
 
 
 def _split_last_run(start: date, end: date) -> dict:
@@ -116,11 +119,18 @@ def _split_last_run(start: date, end: date) -> dict:
         first = {}
         last = {}
         counts = Counter()
+        work = {}  # the seconds each load and check reports (its SQL and COPY), once per range
         for entry in logs:
             kind = entry.dagster_event.event_type if entry.dagster_event else None
             counts[kind] += 1
             first.setdefault(kind, entry.timestamp)
             last[kind] = entry.timestamp
+            if kind in (Event.ASSET_MATERIALIZATION, Event.ASSET_CHECK_EVALUATION):
+                data = entry.dagster_event.event_specific_data
+                if kind == Event.ASSET_MATERIALIZATION:
+                    work[data.materialization.asset_key, None] = _seconds(data.materialization.metadata)
+                else:
+                    work[data.asset_key, data.check_name] = _seconds(data.metadata)
         keys = [key for key in instance.get_asset_keys() if key.path[0] in ("lv0", "lv1", "lv2", "hc")]
         days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
         missing = {
@@ -134,6 +144,9 @@ def _split_last_run(start: date, end: date) -> dict:
         "materializations": counts[Event.ASSET_MATERIALIZATION],
         "check_evaluations": counts[Event.ASSET_CHECK_EVALUATION],
         "events": len(logs),
+        "first_event": logs[0].timestamp,
+        "last_event": logs[-1].timestamp,
+        "work": sum(work.values()),
         "planning": last[planned] - logs[0].timestamp,
         "start": first[Event.STEP_START] - last[planned],
         "steps": last[Event.STEP_SUCCESS] - first[Event.STEP_START] if Event.STEP_SUCCESS in last else float("nan"),

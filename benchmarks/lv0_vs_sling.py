@@ -253,9 +253,12 @@ def _print(platform: dict, copied: dict, mismatches: list[str], tables: int) -> 
           f"{platform['peak_mb']:>8.0f}")
     print(f"{'sling run (full refresh, the same tables)':<58} {copied['wall']:>7.1f} {copied['peak_mb']:>8.0f}")
     print("-" * len(header))
-    print(f"platform run: {platform['status']}, planning {platform['planning']:.1f}s, to the first step "
-          f"{platform['start']:.1f}s, steps {platform['steps']:.1f}s; {platform['materializations']:,} "
-          f"materializations, {platform['check_evaluations']:,} check evaluations, {platform['events']:,} events")
+    print(f"platform run {platform['status']}: process start to the run's first event {platform['before_run']:.1f}s, "
+          f"planning {platform['planning']:.1f}s, to the first step {platform['start']:.1f}s, steps "
+          f"{platform['steps']:.1f}s, last event to exit {platform['after_run']:.1f}s; in the steps, "
+          f"{platform['work']:.1f}s of SQL and COPY reported by the loads and checks (summed over steps "
+          f"side by side); {platform['materializations']:,} materializations, "
+          f"{platform['check_evaluations']:,} check evaluations, {platform['events']:,} events")
     print(f"platform / sling: {ratio:.2f} (goal <= {GOAL}: {'met' if ratio <= GOAL else 'MISSED'})")
     if mismatches:
         print(f"rows DIFFER in {len(mismatches)} of {tables} tables:")

@@ -89,8 +89,7 @@ def prepare_home(home: Path) -> Path:
     return home
 
 
-def measure(label: str, start: date, end: date, *, fast: bool, selection: str = LAYERS_SELECTION,
-            env: dict | None = None) -> dict:
+def measure(label: str, start: date, end: date, *, fast: bool, selection: str = LAYERS_SELECTION) -> dict:
     if fast:
         command = [sys.executable, "-m", "bodyfriend_assets.cli", "load-history",
                    "--start", start.isoformat(), "--end", end.isoformat()]
@@ -102,7 +101,7 @@ def measure(label: str, start: date, end: date, *, fast: bool, selection: str = 
     with log.open("w") as out:
         began = time.time()
         process = subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+                                   env={**os.environ, "PYTHONPATH": str(REPO)})
         wall, peak_mb = _watch([process])
     split = _split_last_run(start, end)
     return {"label": label, "wall": wall, "peak_mb": peak_mb, "days": (end - start).days + 1, **split,

@@ -108,10 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         copied = measure_sling(sling, home, sources, urls["legacy"], urls[SLING_DATABASE])
         copies = {"source": urls["legacy"], **{f"lv0 ({v})": urls[hub] for v, (_, hub) in variants.items()},
                   "sling": urls[SLING_DATABASE]}
-        mismatches = compare(sources, copies)
+        mismatches, source_rows = compare(sources, copies)
     finally:
         embedded.stop_server()
-    _print(platform, copied, mismatches, len(sources))
+    _print(platform, copied, mismatches, len(sources), source_rows)
     return 1 if mismatches or any(run["status"] != "SUCCESS" for run in platform.values()) else 0
 
 
@@ -255,11 +255,12 @@ def _normalized(column):
     return column.label(column.name)
 
 
-def compare(sources: dict, copies: dict) -> list[str]:
+def compare(sources: dict, copies: dict) -> tuple[list[str], int]:
     """The tables where the copies (``"source"``: the source's select; any other: the database's
-    ``lv0.<table>``) do not all hold the same rows."""
+    ``lv0.<table>``) do not all hold the same rows, and the source's rows in all."""
     engines = {name: sa.create_engine(url) for name, url in copies.items()}
     mismatches = []
+    source_rows = 0
     try:
         for source in sources.values():
             columns = [c.name for c in source.columns if c.name not in LOAD_COLUMNS]
@@ -271,16 +272,17 @@ def compare(sources: dict, copies: dict) -> list[str]:
                     else:
                         selectable = sa.Table(source.entry.name, sa.MetaData(), schema="lv0", autoload_with=conn)
                     prints[name] = fingerprint(conn, selectable, columns)
+            source_rows += prints["source"][0]
             if len(set(prints.values())) != 1:
                 mismatches.append(f"{source.entry.qualified_name}: " + ", ".join(
                     f"{name} {count:,} rows {checksum[:8]}" for name, (count, checksum) in prints.items()))
     finally:
         for engine in engines.values():
             engine.dispose()
-    return mismatches
+    return mismatches, source_rows
 
 
-def _print(platform: dict, copied: dict, mismatches: list[str], tables: int) -> None:
+def _print(platform: dict, copied: dict, mismatches: list[str], tables: int, source_rows: int) -> None:
     header = f"{'copy (wall: process start to exit)':<52} {'wall s':>7} {'peak MB':>8} {'/ sling':>8}"
     print()
     print("platform: dagster asset materialize -m bodyfriend_assets.definitions --select group:lv0 --partition-range")
@@ -306,7 +308,8 @@ def _print(platform: dict, copied: dict, mismatches: list[str], tables: int) -> 
         for line in mismatches:
             print(f"  {line}")
     else:
-        print(f"rows: the same in all {tables} tables (source, every lv0, sling: counts and checksums)")
+        print(f"rows: the same in all {tables} tables, {source_rows:,} rows (source, every lv0, sling: "
+              "counts and checksums)")
 
 
 if __name__ == "__main__":

@@ -20,10 +20,12 @@ dev: $(BIN)/bodyfriend
 test: $(BIN)/bodyfriend
 	$(BIN)/python -m pytest bodyfriend_assets_tests
 
-# Not part of the tests: extraction throughput and memory against a psql COPY pipe (a few minutes).
+# Not part of the tests: extraction throughput and memory against a psql COPY pipe (a few minutes),
+# then the lv0 layer over 7 days against sling (installed from PyPI into .bodyfriend/bench-sling).
 # Smaller: make bench ARGS="--rows 200000"
 bench: $(BIN)/bodyfriend
 	$(BIN)/python -m benchmarks.extraction $(ARGS)
+	$(BIN)/python -m benchmarks.lv0_vs_sling
 
 clean:
 	rm -rf $(VENV) build *.egg-info

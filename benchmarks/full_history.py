@@ -32,7 +32,7 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
-from benchmarks.extraction import _watch
+from benchmarks.extraction import _seconds, _watch
 
 REPO = Path(__file__).resolve().parents[1]
 FIRST_DAY = date(2024, 1, 1)
@@ -46,14 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-full", action="store_true", help="only the short-range comparison")
     args = parser.parse_args(argv)
 
-    home = args.home.resolve()
-    shutil.rmtree(home, ignore_errors=True)
-    dagster_home = home / "dagster_home"
-    dagster_home.mkdir(parents=True)
-    shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    os.environ.update(BODYFRIEND_HOME=str(home), DAGSTER_HOME=str(dagster_home))
-    for var in ("BODYFRIEND_LEGACY_URL", "BODYFRIEND_DATAHUB_URL", "DAGSTER_PG_URL", "DAGSTER_EVENT_BATCH_SIZE"):
-        os.environ.pop(var, None)
+    prepare_home(args.home)
 
     from bodyfriend_assets import embedded, settings
     from bodyfriend_assets.cli import yesterday_kst
@@ -82,21 +75,37 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if incomplete or any(r["status"] != "SUCCESS" for r in results) else 0
 
 
-def measure(label: str, start: date, end: date, *, fast: bool) -> dict:
+def prepare_home(home: Path) -> Path:
+    """An empty home of the benchmark's own (embedded server, Data Hub, Dagster instance on the
+    repository's dagster.yaml), in this process's environment and its children's."""
+    home = home.resolve()
+    shutil.rmtree(home, ignore_errors=True)
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    shutil.copyfile(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    os.environ.update(BODYFRIEND_HOME=str(home), DAGSTER_HOME=str(dagster_home))
+    for var in ("BODYFRIEND_LEGACY_URL", "BODYFRIEND_DATAHUB_URL", "DAGSTER_PG_URL", "DAGSTER_EVENT_BATCH_SIZE"):
+        os.environ.pop(var, None)
+    return home
+
+
+def measure(label: str, start: date, end: date, *, fast: bool, selection: str = LAYERS_SELECTION) -> dict:
     if fast:
         command = [sys.executable, "-m", "bodyfriend_assets.cli", "load-history",
                    "--start", start.isoformat(), "--end", end.isoformat()]
     else:
         command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "bodyfriend_assets.definitions",
-                   "--select", LAYERS_SELECTION, "--partition-range", f"{start.isoformat()}...{end.isoformat()}"]
+                   "--select", selection, "--partition-range", f"{start.isoformat()}...{end.isoformat()}"]
     print(f"{label}: {start}..{end} ...", flush=True)
     log = Path(os.environ["BODYFRIEND_HOME"]) / f"{label.replace(' ', '_').replace(',', '')}.log"
     with log.open("w") as out:
+        began = time.time()
         process = subprocess.Popen(command, cwd=os.environ["DAGSTER_HOME"], stdout=out, stderr=subprocess.STDOUT,
                                    env={**os.environ, "PYTHONPATH": str(REPO)})
         wall, peak_mb = _watch([process])
-    return {"label": label, "wall": wall, "peak_mb": peak_mb, "days": (end - start).days + 1,
-            **_split_last_run(start, end)}
+    split = _split_last_run(start, end)
+    return {"label": label, "wall": wall, "peak_mb": peak_mb, "days": (end - start).days + 1, **split,
+            "before_run": split["first_event"] - began, "after_run": began + wall - split["last_event"]}
 
 
 def _split_last_run(start: date, end: date) -> dict:
@@ -109,11 +118,18 @@ def _split_last_run(start: date, end: date) -> dict:
         first = {}
         last = {}
         counts = Counter()
+        work = {}  # the seconds each load and check reports (its SQL and COPY), once per range
         for entry in logs:
             kind = entry.dagster_event.event_type if entry.dagster_event else None
             counts[kind] += 1
             first.setdefault(kind, entry.timestamp)
             last[kind] = entry.timestamp
+            if kind in (Event.ASSET_MATERIALIZATION, Event.ASSET_CHECK_EVALUATION):
+                data = entry.dagster_event.event_specific_data
+                if kind == Event.ASSET_MATERIALIZATION:
+                    work[data.materialization.asset_key, None] = _seconds(data.materialization.metadata)
+                else:
+                    work[data.asset_key, data.check_name] = _seconds(data.metadata)
         keys = [key for key in instance.get_asset_keys() if key.path[0] in ("lv0", "lv1", "lv2", "hc")]
         days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
         missing = {
@@ -127,6 +143,9 @@ def _split_last_run(start: date, end: date) -> dict:
         "materializations": counts[Event.ASSET_MATERIALIZATION],
         "check_evaluations": counts[Event.ASSET_CHECK_EVALUATION],
         "events": len(logs),
+        "first_event": logs[0].timestamp,
+        "last_event": logs[-1].timestamp,
+        "work": sum(work.values()),
         "planning": last[planned] - logs[0].timestamp,
         "start": first[Event.STEP_START] - last[planned],
         "steps": last[Event.STEP_SUCCESS] - first[Event.STEP_START] if Event.STEP_SUCCESS in last else float("nan"),

@@ -56,9 +56,10 @@ dependencies = expected_dependencies(platform_assets, dag_ids) | stand_in_depend
 # Dagster and these definitions (README, "Performance"). The fork server is started by the run's
 # process on its first step and keeps that process's environment; every run has a process of its
 # own, so the steps of a run see the environment the run was launched with. BODYFRIEND_EXECUTOR=celery
-# sends the steps to Celery workers instead (step_execution.py, README "Deployment").
+# sends the steps to Celery workers instead (step_execution.py, README "Deployment"). The fork
+# server also imports what a step needs to build the run's instance (step_preload.py).
 step_executor = executor_from_environment(local=dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
+    {"start_method": {"forkserver": {"preload_modules": [__name__, "bodyfriend_assets.step_preload"]}}}
 ))
 
 # The URLs as dg.EnvVar where the variables are set: the UI shows which variable each reads.

@@ -29,14 +29,15 @@ _PER_ROW = object()  # the day of a non-midnight ``since``: each row's time deci
 
 class LineageText:
     """Appends ``_loaded_at``, ``_run_id`` and ``_partition`` to every line of COPY text whose
-    field ``cursor_position`` is the row's cursor (a naive timestamp or a date)."""
+    field ``cursor_position`` of ``width`` is the row's cursor (a naive timestamp or a date)."""
 
-    def __init__(self, loaded_at: datetime, run_id: str, cursor_position: int,
+    def __init__(self, loaded_at: datetime, run_id: str, cursor_position: int, width: int,
                  floating_since: datetime | None, floating_partition: str | None):
         self._constant = b"\t" + loaded_at.isoformat().encode() + b"\t" + RowEncoder().encode_value(run_id).encode("utf-8") + b"\t"
         self._since = floating_since
         self._floating = floating_partition
         self._position = cursor_position
+        self._after = width - 1 - cursor_position  # fields after the cursor
         self._by_day: dict[bytes, object] = {}  # the field's first 11 bytes -> suffix, _PER_ROW or None
         if floating_since is not None:
             self._by_day[_NULL] = self._suffix(floating_partition)
@@ -45,9 +46,12 @@ class LineageText:
         """``copy_text`` (whole lines) with the lineage fields at the end of each line, or None."""
         lines = copy_text.split(b"\n")
         lines.pop()  # after the last newline
-        position = self._position
-        try:
-            cursors = [line.split(b"\t", position + 1)[position] for line in lines]
+        position, after = self._position, self._after
+        try:  # split off no more fields than needed, from the nearer end of the line
+            if position <= after:
+                cursors = [line.split(b"\t", position + 1)[position] for line in lines]
+            else:
+                cursors = [line.rsplit(b"\t", after + 1)[-after - 1] for line in lines]
         except IndexError:  # not a line of this table
             return None
         days = [cursor[:11] for cursor in cursors]

@@ -153,7 +153,7 @@ class Lv0Load:
             return None
         floating = self.floating
         lineage = LineageText(
-            self.lineage.loaded_at, self.lineage.run_id, names.index(cursor),
+            self.lineage.loaded_at, self.lineage.run_id, names.index(cursor), len(names),
             floating.since if floating else None, floating.partition if floating else None,
         )
         columns = [*names, "_loaded_at", "_run_id", "_partition"]
@@ -269,11 +269,23 @@ class Lv0Load:
 
     # -- pages -----------------------------------------------------------------------------
 
-    def write_page(self, copy_text: bytes) -> None:
+    def with_lineage(self, copy_text: bytes) -> bytes | None:
+        """``copy_text`` with its lineage fields appended, ready to be COPYed straight into lv0,
+        or None if the load writes the general way. Pure work on the text: a reader thread can
+        do it while this load writes the page before (``write_page`` takes the result)."""
+        direct = self._direct
+        return None if direct is None or not copy_text else direct[1].append(copy_text)
+
+    def write_page(self, copy_text: bytes, lines_with_lineage: bytes | None = None) -> None:
+        """Write one page: ``copy_text``, or ``lines_with_lineage`` (``with_lineage`` of it) if
+        given and the load still writes straight into lv0."""
         if not copy_text:
             return
-        if self._direct is not None and self._write_direct(copy_text):
-            return
+        if self._direct is not None:
+            if lines_with_lineage is None:
+                lines_with_lineage = self.with_lineage(copy_text)
+            if self._write_direct(copy_text, lines_with_lineage):
+                return
         try:
             self._pages.write(copy_text)
         except psycopg2.errors.UniqueViolation as err:
@@ -287,12 +299,11 @@ class Lv0Load:
         if self.incremental:
             self.rows_changed += self._merge_staged_page()
 
-    def _write_direct(self, copy_text: bytes) -> bool:
+    def _write_direct(self, copy_text: bytes, lines: bytes | None) -> bool:
         """COPY the page straight into lv0 (it was empty when the load began); False, with
         nothing written and the direct way given up for the rest of the load, if the page must go
         the general way."""
-        writer, lineage = self._direct
-        lines = lineage.append(copy_text)
+        writer, _ = self._direct
         if lines is None:
             self._direct = None
             return False

@@ -2,6 +2,7 @@
 fields appended in Python; what it writes is exactly what the general way (staging and upsert)
 writes, and a page it cannot write so goes the general way."""
 
+import threading
 from datetime import datetime, timezone
 
 import pytest
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.engine import extract_to_lv0, open_source
-from bodyfriend_assets.extraction.lv0_writer import FloatingRows, Lineage, Lv0Load
+from bodyfriend_assets.extraction.lv0_writer import FloatingRows, Lineage, Lv0Load, Lv0WriteError
 from bodyfriend_assets.partitions import FIRST_PARTITION_START, last_partition_of
 from bodyfriend_assets_tests.conftest import rows
 
@@ -116,5 +117,27 @@ def test_a_load_into_an_lv0_table_holding_rows_merges_every_page(first_source, d
         assert load.direct_pages == 0
         assert load.finish() == 1
     assert _rows(datahub_url, "SELECT memo, _partition FROM lv0.r_first WHERE seq = 1") == [("changed", "2024-03-05")]
+    legacy.dispose()
+    hub.dispose()
+
+
+@pytest.mark.parametrize("reader", ["dbapi", "copy"])
+def test_a_row_lv0_refuses_on_a_first_load_fails_it_naming_the_table_and_leaves_lv0_as_it_was(
+    first_source, datahub_url, reader
+):
+    legacy, hub = sa.create_engine(first_source), sa.create_engine(datahub_url)
+    lineage = Lineage(datetime.now(timezone.utc), "r", "2024-03-06")
+    _load(legacy, hub, reader, lineage)
+    # Empty again, so the next load writes straight into lv0, which now refuses amounts of 5 or more.
+    rows(datahub_url, "DELETE FROM lv0.r_first")
+    rows(datahub_url, "ALTER TABLE lv0.r_first ADD CONSTRAINT small_amounts CHECK (amt < 5)")
+    threads_before = set(threading.enumerate())
+    with pytest.raises(Lv0WriteError) as refused:
+        _load(legacy, hub, reader, Lineage(datetime.now(timezone.utc), "r2", "2024-03-06"))
+    message = str(refused.value)
+    assert "RENTAL.R_FIRST" in message and "constraint small_amounts" in message
+    assert "5.0001" not in message  # the error names the constraint, never the row's values
+    assert rows(datahub_url, "SELECT count(*) FROM lv0.r_first") == [(0,)]
+    assert set(threading.enumerate()) <= threads_before  # the reader's threads ended with the load
     legacy.dispose()
     hub.dispose()

@@ -144,11 +144,11 @@ def observing_cursor(on_statement: Callable[[str], None]) -> type:
 
 def hub_observing_pages(datahub_url, on_page: Callable[[int], None]) -> sa.Engine:
     """A Data Hub engine calling ``on_page(n)`` once the load has COPYed its n-th page into its
-    staging table."""
+    staging table, or straight into lv0 (a first load)."""
     counter = itertools.count(1)
 
     def seen(sql: str) -> None:
-        if sql.startswith("COPY") and "_staging_" in sql:
+        if sql.startswith("COPY lv0.") or (sql.startswith("COPY") and "_staging_" in sql):
             on_page(next(counter))
 
     return sa.create_engine(datahub_url, connect_args={"cursor_factory": observing_cursor(seen)})

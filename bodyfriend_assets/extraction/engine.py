@@ -1,7 +1,8 @@
 """One lv0 load: read a legacy table's window page by page and write it atomically to lv0.
 
 At most a few pages (the one being written and the reader's prefetch) are in memory at a time,
-whatever the table size. A pass whose order a source index serves is read a keyset page per
+whatever the table size. When the load writes straight into an empty lv0 table (``lv0_writer``),
+the reader's thread also appends each page's lineage fields, so the writer's thread only COPYs. A pass whose order a source index serves is read a keyset page per
 query; one without such an index (e.g. no index on the cursor) as one ordered, streamed query,
 resumed from the last row read if the connection is lost (``pages``).
 
@@ -33,7 +34,8 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -42,7 +44,7 @@ from sqlalchemy.engine import Engine
 from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.lv0_writer import FloatingRows, Lineage, Lv0Load, Lv0WriteError
-from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, prefetched, read_pages, read_plan
+from bodyfriend_assets.extraction.pages import PAGE_BYTES, Page, PageSizer, prefetched, read_pages, read_plan
 from bodyfriend_assets.extraction.source import KeysetRead, SourceTable
 from bodyfriend_assets.partitions import FIRST_PARTITION_START, last_partition_of, naive_kst, start_of_tomorrow
 from bodyfriend_assets.table_metadata import size_metadata, table_metadata, window_partitions
@@ -224,12 +226,12 @@ def extract_to_lv0(
         result.schema_changes = load.schema_changes
         for change in load.schema_changes:
             warn(f"{entry.qualified_name}: source columns changed: {change}")
-        for page in prefetched(pages):
-            load.write_page(page.copy_text)
+        for page, lines in prefetched(_with_lineage(pages, load)):
+            load.write_page(page.copy_text, lines)
             result.rows += page.rows
             result.pages += 1
             result.bytes += len(page.copy_text)
-            del page
+            del page, lines
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_SECONDS:
                 last_report = now
@@ -245,6 +247,14 @@ def extract_to_lv0(
     result.peak_rss_mb = peak_rss_mb()
     # The totals are the materialization's metadata (``as_metadata``), not another log line.
     return result
+
+
+def _with_lineage(pages: Iterator[Page], load: Lv0Load) -> Iterator[tuple[Page, bytes | None]]:
+    """Each page with ``load.with_lineage`` of its text, worked out by the reader thread
+    (``prefetched``) while the writer writes the page before."""
+    with closing(pages):
+        for page in pages:
+            yield page, load.with_lineage(page.copy_text)
 
 
 def _delete_pass(

@@ -3,7 +3,12 @@
 - incremental: each page is COPYed into a temporary staging table and at once upserted into
   ``lv0.<table>`` by key, in the same transaction, so the database merges page n while the reader
   fetches page n + 1. A row whose values did not change is not touched, so re-running a
-  partition, or overlapping windows, change nothing. Then the delete pass: the source's keys
+  partition, or overlapping windows, change nothing. Into an lv0 table that was empty when the
+  load began (a first load, a full-history load) there is nothing to merge with: pages are COPYed
+  straight into it, their lineage fields appended in Python (``lineage_text``), which writes each
+  row once instead of twice. A page that holds a key already written (a row read twice because
+  its cursor moved during the read), or a cursor ``lineage_text`` cannot place, goes the general
+  way, and so does every page after it. Then the delete pass: the source's keys
   (``write_source_keys``) go to a second temporary table and lv0 rows whose key is not among
   them are deleted (``delete_missing``), in the same transaction (``engine`` says why that order
   never deletes a row the source holds).
@@ -30,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
+from bodyfriend_assets.extraction.lineage_text import LineageText
 from bodyfriend_assets.extraction.schema_drift import GONE, plan_drift
 from bodyfriend_assets.extraction.source import SourceTable
 from bodyfriend_assets.partitions import FIRST_PARTITION_START, START_DATE
@@ -99,6 +105,7 @@ class Lv0Load:
         self.target = lv0_table(source)
         self.incremental = source.entry.mode == "incremental"
         self.rows_changed = 0  # incremental: lv0 rows inserted or updated so far
+        self.direct_pages = 0  # incremental: pages COPYed straight into lv0 (it was empty)
         self.schema_changes: list[str] = []  # how lv0 followed the source's columns (schema_drift)
         self.cleared_columns: list[str] = []  # lv0 columns the source lost: NULL in written rows
         self._prepare()
@@ -130,6 +137,27 @@ class Lv0Load:
             self.conn.execute(sa.schema.CreateIndex(partition_index, if_not_exists=True))
             self._prepare_merge()
         self._pages = CopyWriter(self.conn, self.staging)
+        self._direct = self._direct_writer() if self.incremental else None
+
+    def _direct_writer(self) -> tuple[CopyWriter, LineageText] | None:
+        """The COPY straight into lv0 and the lineage it appends, if lv0 holds no row yet and the
+        cursor is a naive timestamp or a date (``lineage_text`` places those); else None."""
+        names = [c.name for c in self.source.columns]
+        cursor = self.source.entry.cursor_column
+        cursor_type = self.source.columns[names.index(cursor)].lv0_type
+        if isinstance(cursor_type, sa.DateTime) and cursor_type.timezone:
+            return None
+        if not isinstance(cursor_type, (sa.DateTime, sa.Date)):
+            return None
+        if self.conn.execute(sa.select(sa.exists().select_from(self.target))).scalar_one():
+            return None
+        floating = self.floating
+        lineage = LineageText(
+            self.lineage.loaded_at, self.lineage.run_id, names.index(cursor), len(names),
+            floating.since if floating else None, floating.partition if floating else None,
+        )
+        columns = [*names, "_loaded_at", "_run_id", "_partition"]
+        return CopyWriter(self.conn, self.target, columns), lineage
 
     def _temporary_table(self, name: str, columns: list[tuple[str, sa.types.TypeEngine]]) -> sa.Table:
         """A temporary table of this load's transaction (dropped at its end, or with it)."""
@@ -241,9 +269,23 @@ class Lv0Load:
 
     # -- pages -----------------------------------------------------------------------------
 
-    def write_page(self, copy_text: bytes) -> None:
+    def with_lineage(self, copy_text: bytes) -> bytes | None:
+        """``copy_text`` with its lineage fields appended, ready to be COPYed straight into lv0,
+        or None if the load writes the general way. Pure work on the text: a reader thread can
+        do it while this load writes the page before (``write_page`` takes the result)."""
+        direct = self._direct
+        return None if direct is None or not copy_text else direct[1].append(copy_text)
+
+    def write_page(self, copy_text: bytes, lines_with_lineage: bytes | None = None) -> None:
+        """Write one page: ``copy_text``, or ``lines_with_lineage`` (``with_lineage`` of it) if
+        given and the load still writes straight into lv0."""
         if not copy_text:
             return
+        if self._direct is not None:
+            if lines_with_lineage is None:
+                lines_with_lineage = self.with_lineage(copy_text)
+            if self._write_direct(copy_text, lines_with_lineage):
+                return
         try:
             self._pages.write(copy_text)
         except psycopg2.errors.UniqueViolation as err:
@@ -256,6 +298,29 @@ class Lv0Load:
             raise self._refused(err) from None
         if self.incremental:
             self.rows_changed += self._merge_staged_page()
+
+    def _write_direct(self, copy_text: bytes, lines: bytes | None) -> bool:
+        """COPY the page straight into lv0 (it was empty when the load began); False, with
+        nothing written and the direct way given up for the rest of the load, if the page must go
+        the general way."""
+        writer, _ = self._direct
+        if lines is None:
+            self._direct = None
+            return False
+        savepoint = self.conn.begin_nested()
+        try:
+            writer.write(lines)
+        except psycopg2.errors.UniqueViolation:
+            savepoint.rollback()  # a key this load wrote already: the merge keeps the newest
+            self._direct = None
+            return False
+        except psycopg2.Error as err:
+            savepoint.rollback()
+            raise self._refused(err) from None
+        savepoint.commit()
+        self.rows_changed += copy_text.count(b"\n")
+        self.direct_pages += 1
+        return True
 
     def _merge_staged_page(self) -> int:
         """Upsert the staged page into lv0 and empty the staging table; returns rows changed."""

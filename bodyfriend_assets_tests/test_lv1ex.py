@@ -4,6 +4,8 @@
 Real PostgreSQL (the suite's server), the real stand-in HTTP server on loopback, real Dagster runs."""
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 import pytest
@@ -104,6 +106,30 @@ def test_each_source_adds_its_new_addresses_without_replacing_the_others(kakao, 
     assert kakao.queries == ["부산광역시 해운대구 우동 77-1"]  # the old address was refined already
     assert [r.legacy_address for r in rows(datahub_url, MASTER)] == [
         "부산광역시 해운대구 우동 77-1", "서울특별시 강남구 역삼동 123-45"]
+
+
+def test_two_sources_refined_at_once_send_a_shared_address_once_and_write_it_once(kakao, datahub_url):
+    """Two lv1ex assets started at the same moment, their tables holding the same addresses: they
+    refine in turn (the Data Hub's address_master lock), so each address is sent once, and the
+    rows the two report written add up to the table's rows."""
+    shared = [("서울특별시 강남구 역삼동", f"{n}-1") for n in range(1, 301)]
+    lv1_table(datahub_url, "v_customer", shared)
+    lv1_table(datahub_url, "r_shipping_info", shared)
+    start = threading.Barrier(2)
+
+    def refine_at_once(table: str) -> dg.ExecuteInProcessResult:
+        start.wait()
+        return refine(table)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(refine_at_once, ["v_customer", "r_shipping_info"]))
+
+    assert all(result.success for result in results)
+    assert sorted(kakao.queries) == sorted({" ".join(address) for address in shared})
+    written = [event.materialization.metadata["rows_written"].value
+               for result in results for event in result.get_asset_materialization_events()]
+    assert sorted(written) == [0, 300]
+    assert scalar(datahub_url, "SELECT count(*) FROM lv1.address_master") == 300
 
 
 def test_throttling_and_a_timeout_are_retried_until_the_service_answers(kakao, datahub_url):

@@ -20,6 +20,11 @@ these assets: in a run where lv2 follows, a failure is logged and the asset yiel
 step succeeds), so lv2 still runs, keeping the ERP's address where none is refined, and the run's
 last step fails naming the asset (``materialize_in_order``); a step that failed would make Dagster
 abandon lv2 and hc for the night. Run without lv2 after it, the asset's step fails.
+
+The four steps may start together, but they refine one at a time: each holds the Data Hub's
+``address_master`` lock (``pools.exclusive_pool``) from its look-up of the addresses already
+refined to the commit of its rows. So the service's rate limit holds for the night as a whole,
+not per step, and an address two tables share is sent once and counted once.
 """
 
 
@@ -40,11 +45,13 @@ from bodyfriend_assets.lv1ex.kakao import GeocoderError, KakaoLocal, Search
 from bodyfriend_assets.lv1ex.standin import shared_standin
 from bodyfriend_assets.materialize_in_order import later_platform_step
 from bodyfriend_assets.partitions import daily_freshness, daily_partitions
+from bodyfriend_assets.pools import exclusive_pool
 from bodyfriend_assets.resources import DataHub
 from bodyfriend_assets.settings import SettingsError
 from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataFrameChunks, datahub_in
 
 TABLE = "lv1.address_master"
+ADDRESS_LOCK = "address_master"  # the Data Hub lock the four assets take in turn (pools.py)
 KEY = "legacy_address"
 FOUND, FOUND_SHORTENED, NOT_FOUND = "found", "found_shortened", "not_found"
 
@@ -219,18 +226,23 @@ def build_lv1ex_asset(source: AddressSource, catalog: Catalog) -> dg.AssetsDefin
         metadata={"table": TABLE, "upsert_key": KEY, DAG_ID_METADATA_KEY: dag_id, "dagster/column_schema": COLUMNS},
     )
     def refine(context: dg.AssetExecutionContext, datahub: DataHub, rows: DataFrameChunks):
-        spool = Spool()
-        try:
-            for frame in refined_frames(context, source, datahub, rows):
-                spool.add(frame)
-        except (GeocoderError, SettingsError) as err:  # the service, not an address: unusable
-            spool.close()
-            if not later_platform_step(context):
-                raise
-            context.log.error(f"{context.asset_key.to_user_string()} failed: {err}; nothing of it was written")
-            return
-        # a generator is yielded wrapped: bare, Dagster would take it for a stream of events
-        yield dg.Output(spool.frames())
+        # One lv1ex asset at a time, from its look-up of the addresses already refined to the
+        # commit of its rows (the IO manager writes them before this generator resumes): the
+        # four share the service's rate limit and the table, and an address two of them hold is
+        # sent and written once.
+        with exclusive_pool(datahub.engine(), ADDRESS_LOCK):
+            spool = Spool()
+            try:
+                for frame in refined_frames(context, source, datahub, rows):
+                    spool.add(frame)
+            except (GeocoderError, SettingsError) as err:  # the service, not an address: unusable
+                spool.close()
+                if not later_platform_step(context):
+                    raise
+                context.log.error(f"{context.asset_key.to_user_string()} failed: {err}; nothing of it was written")
+                return
+            # a generator is yielded wrapped: bare, Dagster would take it for a stream of events
+            yield dg.Output(spool.frames())
 
     return refine
 

@@ -5,6 +5,13 @@ When the whole text finds nothing, the last space-separated word is dropped and 
 repeated, down to one word (the old fallback): ``서울특별시 강남구 역삼동 래미안 101동 1203호``
 is found as ``서울특별시 강남구 역삼동``.
 
+Many addresses share those shorter texts (the same district, neighbourhood or building with
+another 동/호), so the client remembers the answer of every text it has already searched (an LRU
+of ``memo_entries`` answers, for the client's life: one asset's run) and asks the service only
+for a text it has not asked yet. Only answers are remembered, never a failure: a text whose search
+failed is asked again. An answer depends on the text alone, so a remembered one is what the
+service would have said (within one night's run).
+
 The service is called politely and defensively: at most ``requests_per_second``, each request
 bounded by ``timeout_seconds``, and a 429, a 5xx, a timeout or a refused connection retried
 ``retries`` times with exponential backoff (a ``Retry-After`` is honoured). A service still
@@ -17,7 +24,8 @@ required in production; in development an unset URL means the local stand-in, ``
 started on first use on 127.0.0.1), ``BODYFRIEND_KAKAO_REQUESTS_PER_SECOND`` (10; the
 stand-in's default: 10,000),
 ``BODYFRIEND_KAKAO_TIMEOUT_SECONDS`` (5), ``BODYFRIEND_KAKAO_RETRIES`` (4),
-``BODYFRIEND_KAKAO_BACKOFF_SECONDS`` (1: 1, 2, 4, 8 s between attempts).
+``BODYFRIEND_KAKAO_BACKOFF_SECONDS`` (1: 1, 2, 4, 8 s between attempts),
+``BODYFRIEND_KAKAO_MEMO_ENTRIES`` (50,000 answers remembered; 0: none).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +47,8 @@ from bodyfriend_assets import settings
 URL_VAR = "BODYFRIEND_KAKAO_URL"
 KEY_VAR = "BODYFRIEND_KAKAO_KEY"
 RATE_VAR = "BODYFRIEND_KAKAO_REQUESTS_PER_SECOND"
+MEMO_VAR = "BODYFRIEND_KAKAO_MEMO_ENTRIES"
+MEMO_ENTRIES = 50_000  # an answer of size=1 is about 1 KB: some tens of MB at most
 SERVICE = "Kakao Local address search"
 SEARCH_PATH = "/v2/local/search/address"
 STANDIN_REQUESTS_PER_SECOND = 10_000.0
@@ -71,8 +82,11 @@ class KakaoLocal:
     timeout_seconds: float = 5.0
     retries: int = 4
     backoff_seconds: float = 1.0
+    memo_entries: int = MEMO_ENTRIES
     requests_sent: int = 0
+    searches: int = 0  # texts searched, remembered answers included
     _last_request: float = field(default=float("-inf"), repr=False)
+    _memo: OrderedDict[str, dict] = field(default_factory=OrderedDict, repr=False)
 
     @classmethod
     def from_environment(cls, development_service: Callable[[], Any] | None = None) -> "KakaoLocal":
@@ -97,6 +111,7 @@ class KakaoLocal:
             timeout_seconds=settings.seconds_setting("BODYFRIEND_KAKAO_TIMEOUT_SECONDS", 5.0),
             retries=int(settings.positive_setting("BODYFRIEND_KAKAO_RETRIES", 4, "number of retries")),
             backoff_seconds=settings.seconds_setting("BODYFRIEND_KAKAO_BACKOFF_SECONDS", 1.0),
+            memo_entries=_memo_entries(),
         )
 
     def refine(self, address: str) -> Search:
@@ -110,6 +125,20 @@ class KakaoLocal:
         return Search(None, 0, max(len(words) - 1, 0))
 
     def search(self, query: str) -> dict:
+        """The answer to ``query``: remembered, else asked of the service (and then remembered)."""
+        self.searches += 1
+        answer = self._memo.get(query)
+        if answer is not None:
+            self._memo.move_to_end(query)
+            return answer
+        answer = self._ask(query)
+        if self.memo_entries > 0:
+            self._memo[query] = answer
+            if len(self._memo) > self.memo_entries:
+                self._memo.popitem(last=False)
+        return answer
+
+    def _ask(self, query: str) -> dict:
         """One address search (``size=1``), retried on 429/5xx/timeouts; the decoded answer."""
         url = f"{self.base_url}{SEARCH_PATH}?{urllib.parse.urlencode({'query': query, 'size': 1})}"
         request = urllib.request.Request(url, headers={"Authorization": f"KakaoAK {self.key}"})
@@ -160,6 +189,13 @@ class KakaoLocal:
         if wait > 0:
             time.sleep(wait)
         self._last_request = time.monotonic()
+
+
+def _memo_entries() -> int:
+    """``BODYFRIEND_KAKAO_MEMO_ENTRIES``: a positive number of answers, or 0 for none."""
+    if os.environ.get(MEMO_VAR, "").strip() == "0":
+        return 0
+    return int(settings.positive_setting(MEMO_VAR, MEMO_ENTRIES, "number of remembered answers (or 0)"))
 
 
 def _error_type(err: urllib.error.HTTPError) -> str:

@@ -8,10 +8,11 @@ tables, 7 days) into a database of its own on the embedded PostgreSQL server (in
 ``BODYFRIEND_HOME`` unless one is set), takes the addresses of the last day's rows (``--window
 all``: every row) as each lv1ex asset builds them (``address_texts``, sorted as it sends them),
 and refines them with one client per table, as each asset's run has one, against the local
-stand-in: once with ``BODYFRIEND_KAKAO_MEMO_ENTRIES=0`` (every text asked, as before the memo),
-once with the default memo. Prints, per table and in total, the distinct addresses, the texts
-searched, the requests the stand-in received and the seconds, and checks that both passes give
-the same ``lv1.address_master`` rows (``refined_at`` aside).
+stand-in, in three passes: as before (no memo, a new connection for each request), with one
+kept-open connection but no memo (``BODYFRIEND_KAKAO_MEMO_ENTRIES=0``), and as the assets now do
+(the memo and one kept-open connection). Prints, per table and in total, the distinct addresses,
+the texts searched, the requests sent and the seconds, and checks that every pass gives the same
+``lv1.address_master`` rows (``refined_at`` aside).
 """
 
 from __future__ import annotations
@@ -66,20 +67,38 @@ def _measure(args) -> int:
     print(f"addresses of {'the day ' + str(day.date()) if args.window == 'day' else 'every day'}:")
     server, refined_at = KakaoStandIn(), datetime.now(timezone.utc)
     try:
-        passes = {memo: _refine_all(server, addresses, memo, refined_at) for memo in (0, None)}
+        passes = {name: _refine_all(server, addresses, client, refined_at) for name, client in PASSES.items()}
     finally:
         server.stop()
-    for table in [*addresses, "total"]:
-        line = f"  {table:<24} {len(addresses[table]) if table in addresses else sum(map(len, addresses.values())):>7} addresses"
-        for memo, label in ((0, "without memo"), (None, "with memo")):
-            searches, requests, seconds, _ = passes[memo][table]
-            line += f" | {label}: {searches:>6} searched, {requests:>6} requests, {seconds:6.1f} s"
-        print(line)
-    before, after = passes[0]["total"][1], passes[None]["total"][1]
-    print(f"requests: {before} -> {after} ({after / before:.1%}; {before / max(after, 1):.1f}x fewer)")
-    same = all(passes[0][t][3] == passes[None][t][3] for t in addresses)
-    print(f"the same address_master rows with and without the memo: {same}")
+    for name, result in passes.items():
+        print(f"{name}:")
+        for table in [*addresses, "total"]:
+            count = len(addresses[table]) if table in addresses else sum(map(len, addresses.values()))
+            searches, requests, seconds, _ = result[table]
+            print(f"  {table:<24} {count:>6} addresses, {searches:>6} texts searched, {requests:>6} requests, {seconds:6.1f} s")
+    (_, before), *_, (_, after) = passes.items()
+    print(f"requests: {before['total'][1]} -> {after['total'][1]} ({before['total'][1] / max(after['total'][1], 1):.1f}x fewer); "
+          f"seconds: {before['total'][2]:.1f} -> {after['total'][2]:.1f} ({before['total'][2] / max(after['total'][2], 1e-9):.1f}x)")
+    same = all(result[t][3] == before[t][3] for result in passes.values() for t in addresses)
+    print(f"the same address_master rows in every pass: {same}")
     return 0 if same else 1
+
+
+class _NewConnectionEachRequest(KakaoLocal):
+    """The client as it was: a new connection for every request."""
+
+    def _exchange(self, target: str):
+        try:
+            return super()._exchange(target)
+        finally:
+            self.close()
+
+
+PASSES = {
+    "before: no memo, a new connection each request": lambda **kw: _NewConnectionEachRequest(memo_entries=0, **kw),
+    "no memo, one kept connection": lambda **kw: KakaoLocal(memo_entries=0, **kw),
+    "after: memo and one kept connection": lambda **kw: KakaoLocal(**kw),
+}
 
 
 def _addresses(url, entry, source, day: datetime, window: str) -> list[str]:
@@ -99,15 +118,14 @@ def _addresses(url, entry, source, day: datetime, window: str) -> list[str]:
     return sorted(address_texts(frame, source))
 
 
-def _refine_all(server: KakaoStandIn, addresses: dict[str, list[str]], memo: int | None,
-                refined_at: datetime) -> dict:
+def _refine_all(server: KakaoStandIn, addresses: dict[str, list[str]], make_client, refined_at: datetime) -> dict:
     results, totals = {}, [0, 0, 0.0, None]
     for table, texts in addresses.items():
-        client = KakaoLocal(base_url=server.url, key=server.key, requests_per_second=STANDIN_REQUESTS_PER_SECOND,
-                            **({} if memo is None else {"memo_entries": memo}))
+        client = make_client(base_url=server.url, key=server.key, requests_per_second=STANDIN_REQUESTS_PER_SECOND)
         began = time.monotonic()
         rows = [address_row(text, client.refine(text), refined_at) for text in texts]
         results[table] = (client.searches, client.requests_sent, time.monotonic() - began, rows)
+        client.close()
         for n, value in enumerate(results[table][:3]):
             totals[n] += value
     results["total"] = tuple(totals)

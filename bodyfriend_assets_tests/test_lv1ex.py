@@ -217,3 +217,23 @@ def test_a_failed_search_is_not_remembered_and_is_asked_again(kakao):
 
     assert answer["documents"] and kakao.requests == 5
     assert client.search("서울특별시 강남구 역삼동") == answer and kakao.requests == 5  # now remembered
+
+
+def test_the_client_keeps_one_connection_open_and_opens_another_after_a_timeout_or_a_close_by_the_server(kakao):
+    from bodyfriend_assets.lv1ex.kakao import KakaoLocal
+
+    client = KakaoLocal.from_environment()
+    for text in ("서울특별시 강남구 역삼동", "부산광역시 해운대구 우동", "대구광역시 수성구 범어동"):
+        assert client.search(text)["documents"]
+    assert (kakao.requests, kakao.connections) == (3, 1)
+    kakao.fail_next(1, "500")
+    assert client.search("서울특별시 서초구 반포동")["documents"]  # retried on the same connection
+    assert (kakao.requests, kakao.connections) == (5, 1)
+
+    kakao.fail_next(1, "timeout")
+    assert client.search("서울특별시 서초구 방배동")["documents"]  # the timed-out connection is not reused
+    assert (kakao.requests, kakao.connections) == (7, 2)
+    kakao.close_connections()  # the server drops the idle connection
+    assert client.search("서울특별시 강남구 대치동")["documents"]
+
+    assert (kakao.requests, kakao.connections, client.requests_sent) == (8, 3, 8)

@@ -173,6 +173,7 @@ def refined_frames(context: dg.AssetExecutionContext, source: AddressSource, dat
                     frame["_partition"] = partition
                 yield frame
     finally:
+        geocoder.close()
         chunks.close()  # ends the read of the source at once, also when the service failed
     context.log.info(
         f"{TABLE} from lv1.{source.table}: {sum(counts.values())} new address(es), "

@@ -196,3 +196,70 @@ def test_a_refused_key_fails_at_once_without_retrying_and_without_the_key(kakao,
     message = failure.step_failure_data.error.to_string()
     assert "refused the request: HTTP 401 (errorType 'AccessDeniedError')" in message
     assert "wrong-key-77" not in message and kakao.requests == 1
+
+
+SHARING_PREFIXES = [
+    ("서울특별시 서초구 반포동", "래미안 105동 1203호"),  # 6, 5, then 4 words: found shortened
+    ("서울특별시 서초구 반포동", "래미안 105동 1204호"),  # shares "... 래미안 105동" and "... 래미안"
+    ("서울특별시 서초구 반포동", "래미안 106동 101호"),   # shares "... 래미안"
+    ("서울특별시 강남구 역삼동", "123-45"),
+    ("해외 주소", "미상"),                               # not found, down to one word
+    ("해외 주소", "기타"),                               # shares "해외 주소" and "해외"
+]
+
+
+def test_remembered_answers_store_the_same_rows_and_send_each_text_once(kakao, datahub_url, monkeypatch):
+    lv1_table(datahub_url, "v_customer", SHARING_PREFIXES)
+    monkeypatch.setenv("BODYFRIEND_KAKAO_MEMO_ENTRIES", "0")  # every text asked, as before the memo
+    assert refine("v_customer").success
+    unremembered = [tuple(r) for r in rows(datahub_url, MASTER)]
+    asked, requests_without = list(kakao.queries), kakao.requests
+    rows(datahub_url, "DROP TABLE lv1.address_master")
+    kakao.reset_counts()
+    monkeypatch.delenv("BODYFRIEND_KAKAO_MEMO_ENTRIES")
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = refine("v_customer", instance=instance)
+
+    assert result.success
+    assert [tuple(r) for r in rows(datahub_url, MASTER)] == unremembered
+    assert {r[1] for r in unremembered} == {"found", "found_shortened", "not_found"}
+    assert requests_without == len(asked) == 3 + 3 + 3 + 1 + 3 + 3  # the shared texts asked again and again
+    assert sorted(kakao.queries) == sorted(set(asked))  # each text once
+    assert kakao.requests == len(set(asked)) == 3 + 1 + 2 + 1 + 3 + 1
+    (logged,) = [entry.user_message for entry in instance.all_logs(result.run_id) if "request(s) sent" in entry.user_message]
+    assert "16 search(es), 11 request(s) sent" in logged
+
+
+def test_a_failed_search_is_not_remembered_and_is_asked_again(kakao):
+    from bodyfriend_assets.lv1ex.kakao import GeocoderUnavailable, KakaoLocal
+
+    client = KakaoLocal.from_environment()
+    kakao.fail_next(4, "500")  # the first attempt and its 3 retries
+    with pytest.raises(GeocoderUnavailable, match="4 attempts failed"):
+        client.search("서울특별시 강남구 역삼동")
+
+    answer = client.search("서울특별시 강남구 역삼동")
+
+    assert answer["documents"] and kakao.requests == 5
+    assert client.search("서울특별시 강남구 역삼동") == answer and kakao.requests == 5  # now remembered
+
+
+def test_the_client_keeps_one_connection_open_and_opens_another_after_a_timeout_or_a_close_by_the_server(kakao):
+    from bodyfriend_assets.lv1ex.kakao import KakaoLocal
+
+    client = KakaoLocal.from_environment()
+    for text in ("서울특별시 강남구 역삼동", "부산광역시 해운대구 우동", "대구광역시 수성구 범어동"):
+        assert client.search(text)["documents"]
+    assert (kakao.requests, kakao.connections) == (3, 1)
+    kakao.fail_next(1, "500")
+    assert client.search("서울특별시 서초구 반포동")["documents"]  # retried on the same connection
+    assert (kakao.requests, kakao.connections) == (5, 1)
+
+    kakao.fail_next(1, "timeout")
+    assert client.search("서울특별시 서초구 방배동")["documents"]  # the timed-out connection is not reused
+    assert (kakao.requests, kakao.connections) == (7, 2)
+    kakao.close_connections()  # the server drops the idle connection
+    assert client.search("서울특별시 강남구 대치동")["documents"]
+
+    assert (kakao.requests, kakao.connections, client.requests_sent) == (8, 3, 8)

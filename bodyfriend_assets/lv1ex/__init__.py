@@ -10,6 +10,8 @@ reads its lv1 table's partition window through the Data Hub IO manager, in chunk
 ``addr1`` and ``addr2`` joined by a space (the old ``legacy_addr``), the key ``legacy_address``; a
 changed address is a new text and so a new row. A re-run finds every address already there and
 sends no request.
+Within a run, the client asks the service each text once (``kakao.py``: the fallback's shorter
+texts, shared by many addresses, are remembered).
 
 An address the service cannot resolve is stored with status ``not_found`` (and is not sent
 again); the service being down, refusing the key or not configured fails the asset
@@ -165,6 +167,8 @@ def refined_frames(context: dg.AssetExecutionContext, source: AddressSource, dat
         for chunk in chunks:
             addresses = address_texts(chunk, source) - seen
             seen |= addresses
+            # sorted: addresses sharing their first words follow each other, so the fallback's
+            # shorter texts are still remembered when the next address asks them
             new = sorted(addresses - already_refined(datahub, addresses))
             refined_at = datetime.now(timezone.utc)
             rows = [address_row(address, geocoder.refine(address), refined_at) for address in new]
@@ -176,11 +180,13 @@ def refined_frames(context: dg.AssetExecutionContext, source: AddressSource, dat
                     frame["_partition"] = partition
                 yield frame
     finally:
+        geocoder.close()
         chunks.close()  # ends the read of the source at once, also when the service failed
     context.log.info(
         f"{TABLE} from lv1.{source.table}: {sum(counts.values())} new address(es), "
         + ", ".join(f"{n} {status}" for status, n in counts.items())
-        + f"; {geocoder.requests_sent} request(s) sent"
+        + f"; {geocoder.searches} search(es), {geocoder.requests_sent} request(s) sent (the rest answered"
+        " from the texts already searched)"
     )
 
 

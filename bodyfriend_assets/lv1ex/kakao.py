@@ -5,6 +5,16 @@ When the whole text finds nothing, the last space-separated word is dropped and 
 repeated, down to one word (the old fallback): ``서울특별시 강남구 역삼동 래미안 101동 1203호``
 is found as ``서울특별시 강남구 역삼동``.
 
+Many addresses share those shorter texts (the same district, neighbourhood or building with
+another 동/호), so the client remembers the answer of every text it has already searched (an LRU
+of ``memo_entries`` answers, for the client's life: one asset's run) and asks the service only
+for a text it has not asked yet. Only answers are remembered, never a failure: a text whose search
+failed is asked again. An answer depends on the text alone, so a remembered one is what the
+service would have said (within one night's run).
+
+The requests go over one kept-open HTTP/1.1 connection (``http.client``), opened again after a
+failure or when the service closes it, rather than a new connection (and TLS handshake) each.
+
 The service is called politely and defensively: at most ``requests_per_second``, each request
 bounded by ``timeout_seconds``, and a 429, a 5xx, a timeout or a refused connection retried
 ``retries`` times with exponential backoff (a ``Retry-After`` is honoured). A service still
@@ -17,18 +27,19 @@ required in production; in development an unset URL means the local stand-in, ``
 started on first use on 127.0.0.1), ``BODYFRIEND_KAKAO_REQUESTS_PER_SECOND`` (10; the
 stand-in's default: 10,000),
 ``BODYFRIEND_KAKAO_TIMEOUT_SECONDS`` (5), ``BODYFRIEND_KAKAO_RETRIES`` (4),
-``BODYFRIEND_KAKAO_BACKOFF_SECONDS`` (1: 1, 2, 4, 8 s between attempts).
+``BODYFRIEND_KAKAO_BACKOFF_SECONDS`` (1: 1, 2, 4, 8 s between attempts),
+``BODYFRIEND_KAKAO_MEMO_ENTRIES`` (20,000 answers remembered; 0: none).
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +49,8 @@ from bodyfriend_assets import settings
 URL_VAR = "BODYFRIEND_KAKAO_URL"
 KEY_VAR = "BODYFRIEND_KAKAO_KEY"
 RATE_VAR = "BODYFRIEND_KAKAO_REQUESTS_PER_SECOND"
+MEMO_VAR = "BODYFRIEND_KAKAO_MEMO_ENTRIES"
+MEMO_ENTRIES = 20_000  # an answer in memory: under 1 KB not found, some 3-5 KB found: under 100 MB
 SERVICE = "Kakao Local address search"
 SEARCH_PATH = "/v2/local/search/address"
 STANDIN_REQUESTS_PER_SECOND = 10_000.0
@@ -71,8 +84,12 @@ class KakaoLocal:
     timeout_seconds: float = 5.0
     retries: int = 4
     backoff_seconds: float = 1.0
+    memo_entries: int = MEMO_ENTRIES
     requests_sent: int = 0
+    searches: int = 0  # texts searched, remembered answers included
     _last_request: float = field(default=float("-inf"), repr=False)
+    _memo: OrderedDict[str, dict] = field(default_factory=OrderedDict, repr=False)
+    _connection: http.client.HTTPConnection | None = field(default=None, repr=False)
 
     @classmethod
     def from_environment(cls, development_service: Callable[[], Any] | None = None) -> "KakaoLocal":
@@ -97,6 +114,7 @@ class KakaoLocal:
             timeout_seconds=settings.seconds_setting("BODYFRIEND_KAKAO_TIMEOUT_SECONDS", 5.0),
             retries=int(settings.positive_setting("BODYFRIEND_KAKAO_RETRIES", 4, "number of retries")),
             backoff_seconds=settings.seconds_setting("BODYFRIEND_KAKAO_BACKOFF_SECONDS", 1.0),
+            memo_entries=_memo_entries(),
         )
 
     def refine(self, address: str) -> Search:
@@ -110,9 +128,22 @@ class KakaoLocal:
         return Search(None, 0, max(len(words) - 1, 0))
 
     def search(self, query: str) -> dict:
+        """The answer to ``query``: remembered, else asked of the service (and then remembered)."""
+        self.searches += 1
+        answer = self._memo.get(query)
+        if answer is not None:
+            self._memo.move_to_end(query)
+            return answer
+        answer = self._ask(query)
+        if self.memo_entries > 0:
+            self._memo[query] = answer
+            if len(self._memo) > self.memo_entries:
+                self._memo.popitem(last=False)
+        return answer
+
+    def _ask(self, query: str) -> dict:
         """One address search (``size=1``), retried on 429/5xx/timeouts; the decoded answer."""
-        url = f"{self.base_url}{SEARCH_PATH}?{urllib.parse.urlencode({'query': query, 'size': 1})}"
-        request = urllib.request.Request(url, headers={"Authorization": f"KakaoAK {self.key}"})
+        target = f"{self._path_prefix()}{SEARCH_PATH}?{urllib.parse.urlencode({'query': query, 'size': 1})}"
         last_failure, last_retry_after = "", None
         for attempt in range(self.retries + 1):
             if attempt:
@@ -121,23 +152,23 @@ class KakaoLocal:
             self._wait_for_rate_limit()
             self.requests_sent += 1
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
-                    answer = json.loads(response.read().decode("utf-8"))
-            except urllib.error.HTTPError as err:
-                if err.code not in RETRIED_STATUS:
-                    raise GeocoderError(f"{SERVICE} at {self.base_url} refused the request: HTTP {err.code}"
-                                        f"{_error_type(err)}") from None
-                last_failure, last_retry_after = f"HTTP {err.code}", err.headers.get("Retry-After")
-                continue
+                status, retry_after, body = self._get(target)
             except (TimeoutError, socket.timeout):
+                self.close()  # its answer may still come: the connection is not reusable
                 last_failure = f"no answer within {self.timeout_seconds:g}s"
                 continue
-            except urllib.error.URLError as err:
-                if isinstance(err.reason, (TimeoutError, socket.timeout)):
-                    last_failure = f"no answer within {self.timeout_seconds:g}s"
-                else:
-                    last_failure = f"cannot connect ({type(err.reason).__name__})"
+            except (OSError, http.client.HTTPException) as err:
+                self.close()
+                last_failure = f"cannot connect ({type(err).__name__})"
                 continue
+            if status in RETRIED_STATUS:
+                last_failure, last_retry_after = f"HTTP {status}", retry_after
+                continue
+            if not 200 <= status < 300:
+                raise GeocoderError(f"{SERVICE} at {self.base_url} refused the request: HTTP {status}"
+                                    f"{_error_type(body)}")
+            try:
+                answer = json.loads(body.decode("utf-8"))
             except ValueError:
                 raise GeocoderError(f"{SERVICE} at {self.base_url} answered with something that is not JSON") from None
             if "errorType" in answer:
@@ -147,6 +178,39 @@ class KakaoLocal:
             f"{SERVICE} at {self.base_url} is unavailable: {self.retries + 1} attempts failed, "
             f"the last with {last_failure}"
         )
+
+    def _get(self, target: str) -> tuple[int, str | None, bytes]:
+        """``GET target`` on the kept-open connection: status, ``Retry-After`` and body. A kept
+        connection the server closed meanwhile (idle) is replaced once, at no attempt's cost."""
+        reused = self._connection is not None
+        try:
+            return self._exchange(target)
+        except ConnectionError:  # also http.client.RemoteDisconnected: closed before answering
+            self.close()
+            if not reused:
+                raise
+            return self._exchange(target)
+
+    def _exchange(self, target: str) -> tuple[int, str | None, bytes]:
+        if self._connection is None:
+            url = urllib.parse.urlsplit(self.base_url)
+            kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+            self._connection = kind(url.hostname, url.port, timeout=self.timeout_seconds)
+        self._connection.request("GET", target, headers={"Authorization": f"KakaoAK {self.key}"})
+        response = self._connection.getresponse()
+        body = response.read()
+        if response.will_close:
+            self.close()
+        return response.status, response.getheader("Retry-After"), body
+
+    def _path_prefix(self) -> str:
+        return urllib.parse.urlsplit(self.base_url).path.rstrip("/")
+
+    def close(self) -> None:
+        """Close the kept-open connection (the next search opens a new one)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:
         delay = self.backoff_seconds * 2 ** (attempt - 1)
@@ -162,10 +226,17 @@ class KakaoLocal:
         self._last_request = time.monotonic()
 
 
-def _error_type(err: urllib.error.HTTPError) -> str:
+def _memo_entries() -> int:
+    """``BODYFRIEND_KAKAO_MEMO_ENTRIES``: a positive number of answers, or 0 for none."""
+    if os.environ.get(MEMO_VAR, "").strip() == "0":
+        return 0
+    return int(settings.positive_setting(MEMO_VAR, MEMO_ENTRIES, "number of remembered answers (or 0)"))
+
+
+def _error_type(body: bytes) -> str:
     """`` (errorType 'X')`` from an error answer's body, when it has one."""
     try:
-        kind = json.loads(err.read().decode("utf-8")).get("errorType")
-    except (ValueError, AttributeError, OSError):
+        kind = json.loads(body.decode("utf-8")).get("errorType")
+    except (ValueError, AttributeError):
         return ""
     return f" (errorType {kind!r})" if isinstance(kind, str) else ""

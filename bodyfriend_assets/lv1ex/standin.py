@@ -13,15 +13,18 @@ Kakao, deterministically from the query text:
   client's fallback drops words until what is left is found, or nothing is.
 
 Every answer depends on the query alone. ``fail_next(n, kind)`` makes the next ``n`` requests
-answer 429, 500 or hang past the client's timeout (``"timeout"``); ``requests`` counts them and
-``queries`` keeps the texts. A request without ``Authorization: KakaoAK <key>`` gets a 401.
+answer 429, 500 or hang past the client's timeout (``"timeout"``); ``requests`` counts them,
+``queries`` keeps the texts and ``connections`` counts the connections opened (HTTP/1.1: kept
+open until the client closes them or ``close_connections``). A request without ``Authorization: KakaoAK <key>`` gets a 401.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
+import socket
 import threading
 import time
 import urllib.parse
@@ -44,7 +47,9 @@ class KakaoStandIn:
         self.key = key or secrets.token_hex(16)
         self.hang_seconds = hang_seconds
         self.requests = 0
+        self.connections = 0
         self.queries: list[str] = []
+        self._open: set[socket.socket] = set()
         self._faults: deque[str] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -65,7 +70,23 @@ class KakaoStandIn:
 
     def reset_counts(self) -> None:
         with self._lock:
-            self.requests, self.queries = 0, []
+            self.requests, self.connections, self.queries = 0, 0, []
+
+    def close_connections(self) -> None:
+        """Close the connections kept open, as a server does with idle ones."""
+        with self._lock:
+            for connection in self._open:
+                with contextlib.suppress(OSError):  # closed by the client meanwhile
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def _opened(self, connection: socket.socket) -> None:
+        with self._lock:
+            self.connections += 1
+            self._open.add(connection)
+
+    def _closed(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._open.discard(connection)
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -111,6 +132,19 @@ def _lot_number(word: str) -> bool:
 
 def _handler(standin: KakaoStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keeps the connection open, as Kakao's server does
+
+        def setup(self) -> None:
+            super().setup()
+            # the head and the body are two writes: without this, on a kept connection the
+            # body waits for the client's delayed ACK of the head (Nagle), some 40 ms a request
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            standin._opened(self.connection)
+
+        def finish(self) -> None:
+            standin._closed(self.connection)
+            super().finish()
+
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             url = urllib.parse.urlsplit(self.path)
             query = urllib.parse.parse_qs(url.query).get("query", [""])[0]

@@ -110,6 +110,17 @@ def test_the_chain_loads_every_object_parents_first_and_a_rerun_writes_nothing(p
     assert scalar(hub, "SELECT count(*) FROM salesforce.account WHERE sfid IS NOT NULL OR _hc_lastop IS NOT NULL "
                       "OR _hc_err IS NOT NULL") == 0
 
+    # inserted in external-id order, whatever the staged rows' order: the serial ids (and the
+    # trigger log) come out the same on every machine and executor
+    for obj in load_mapping().objects:
+        misplaced = scalar(hub, f"SELECT count(*) FROM (SELECT row_number() OVER (ORDER BY id) AS by_id, "
+                                f"row_number() OVER (ORDER BY bf_external_id__c) AS by_key "
+                                f"FROM salesforce.{obj.table}) AS t WHERE by_id <> by_key")
+        assert misplaced == 0, obj.table
+    assert scalar(hub, "SELECT count(*) FROM (SELECT row_number() OVER (PARTITION BY object, run_id ORDER BY id) AS by_id, "
+                       "row_number() OVER (PARTITION BY object, run_id ORDER BY external_id, field, reason) AS by_key "
+                       "FROM hc_meta.quarantine) AS t WHERE by_id <> by_key") == 0
+
     # the whole chain again, sources unchanged: nothing written, nothing logged
     again = chain()
     assert again.success

@@ -198,7 +198,10 @@ def load_object(
     incoming = sa.select(*values)
     if obj.keep_salesforce_edits:
         incoming = salesforce_edits.keeping_edits(obj, target, stage, dict(zip(staged_columns, values)), fields)
-    insert = postgresql.insert(target).from_select(staged_columns, incoming.where(writable))
+    # In external-id order, so the hc table's serial ids (and the trigger log Heroku Connect reads)
+    # come out the same whatever order the staged rows happen to be in.
+    ordered = incoming.where(writable).order_by(stage.c[external_id])
+    insert = postgresql.insert(target).from_select(staged_columns, ordered)
     updated_columns = staged_columns[1:]
     upsert = insert.on_conflict_do_update(
         index_elements=[external_id],
@@ -339,7 +342,7 @@ def _record(conn: Connection, obj: HcObject, refused, *, run_id: str, partitions
                 sa.literal(obj.object, sa.Text), sa.literal(obj.table, sa.Text), refused.c.external_id,
                 refused.c.field, refused.c.reason, refused.c.value_excerpt,
                 sa.literal(run_id, sa.Text), sa.literal(partitions, sa.Text),
-            ),
+            ).order_by(refused.c.external_id, refused.c.field, refused.c.reason),
         )
     )
 

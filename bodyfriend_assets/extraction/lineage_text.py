@@ -2,11 +2,10 @@
 into lv0 instead of through a staging table and an upsert (``lv0_writer``, for a first load).
 
 The three fields are the ones ``Lv0Load``'s merge writes in SQL: ``_loaded_at`` and ``_run_id``,
-the same on every row, and ``_partition`` from the row's cursor, by the same rule as
-``Lv0Load._row_partition``: a floating row (NULL cursor, or one at or after ``FloatingRows.since``)
-takes the load's last partition, a row stamped before the first partition takes the first, any
-other row its cursor's date. The rule is worked out once per day the cursors fall on; only on the
-day ``since`` falls inside (when it is not a midnight) is each row's time compared.
+the same on every row, and ``_partition`` from the row's cursor, by the load's ``RowPartition``
+(the rule the merge applies in SQL). The rule is worked out once per day the cursors fall on;
+only on the day the floating rows start inside (``RowPartition.splits``) is each row's time
+compared.
 
 Both readers' COPY text spells a timestamp with its date first (``2024-03-05 10:00:00`` from the
 server, ``2024-03-05T10:00:00`` from the DBAPI encoder). A cursor this module cannot place so
@@ -20,11 +19,11 @@ import re
 from datetime import date, datetime, time
 
 from bodyfriend_assets.extraction.copy_text import RowEncoder
-from bodyfriend_assets.partitions import FIRST_PARTITION_START, START_DATE
+from bodyfriend_assets.extraction.row_partition import RowPartition
 
 _NULL = b"\\N"
 _DAY = re.compile(rb"(\d{4}-\d\d-\d\d)[ T]?\Z")
-_PER_ROW = object()  # the day of a non-midnight ``since``: each row's time decides
+_PER_ROW = object()  # a day the rule splits: each row's time decides
 
 
 class LineageText:
@@ -32,15 +31,15 @@ class LineageText:
     field ``cursor_position`` of ``width`` is the row's cursor (a naive timestamp or a date)."""
 
     def __init__(self, loaded_at: datetime, run_id: str, cursor_position: int, width: int,
-                 floating_since: datetime | None, floating_partition: str | None):
+                 rule: RowPartition):
         self._constant = b"\t" + loaded_at.isoformat().encode() + b"\t" + RowEncoder().encode_value(run_id).encode("utf-8") + b"\t"
-        self._since = floating_since
-        self._floating = floating_partition
+        self._rule = rule
         self._position = cursor_position
         self._after = width - 1 - cursor_position  # fields after the cursor
         self._by_day: dict[bytes, object] = {}  # the field's first 11 bytes -> suffix, _PER_ROW or None
-        if floating_since is not None:
-            self._by_day[_NULL] = self._suffix(floating_partition)
+        floating = rule.of(None)
+        if floating is not None:
+            self._by_day[_NULL] = self._suffix(floating)
 
     def append(self, copy_text: bytes) -> bytes | None:
         """``copy_text`` (whole lines) with the lineage fields at the end of each line, or None."""
@@ -81,10 +80,10 @@ class LineageText:
             day = date.fromisoformat(found.group(1).decode())
         except ValueError:
             return None
-        if self._since is not None and day == self._since.date() and self._since.time() != time.min:
+        if self._rule.splits(day):
             suffix = _PER_ROW
         else:
-            suffix = self._suffix(self._partition(datetime.combine(day, time.min)))
+            suffix = self._suffix(self._rule.of(datetime.combine(day, time.min)))
         self._by_day[start] = suffix
         return suffix
 
@@ -95,14 +94,7 @@ class LineageText:
             return None
         if stamp.tzinfo is not None:
             return None
-        return self._suffix(self._partition(stamp))
-
-    def _partition(self, cursor: datetime) -> str:
-        if self._since is not None and cursor >= self._since:
-            return self._floating
-        if cursor < FIRST_PARTITION_START:
-            return START_DATE
-        return cursor.date().isoformat()
+        return self._suffix(self._rule.of(stamp))
 
     def _suffix(self, partition: str) -> bytes:
         return self._constant + partition.encode() + b"\n"

@@ -28,7 +28,6 @@ too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg2.errors
 import sqlalchemy as sa
@@ -36,9 +35,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from bodyfriend_assets.extraction.lineage_text import LineageText
+from bodyfriend_assets.extraction.row_partition import FloatingRows, RowPartition
 from bodyfriend_assets.extraction.schema_drift import GONE, plan_drift
 from bodyfriend_assets.extraction.source import SourceTable
-from bodyfriend_assets.partitions import FIRST_PARTITION_START, START_DATE
 from bodyfriend_assets.reload_in_place import merge_staged
 # COPY_CHUNK_BYTES is imported from here by the lv0 checks (their re-read of missing keys).
 from bodyfriend_assets.storage.copy_writer import COPY_CHUNK_BYTES, CopyWriter, lock_for_load, refused_column  # noqa: F401
@@ -81,16 +80,6 @@ class Lineage:
     partition: str
 
 
-@dataclass(frozen=True)
-class FloatingRows:
-    """Incremental rows in no partition: a NULL cursor, or one at or after ``since`` (the start
-    of tomorrow, KST). Each load reads them; their ``_partition`` is ``partition``, the load's
-    last."""
-
-    since: datetime
-    partition: str
-
-
 class Lv0Load:
     """One transaction's load of pages into lv0; use ``write_page`` then ``commit``."""
 
@@ -101,6 +90,7 @@ class Lv0Load:
         self.source = source
         self.lineage = lineage
         self.floating = floating
+        self.partition_rule = RowPartition(floating)
         self.lock_timeout_seconds = lock_timeout_seconds
         self.target = lv0_table(source)
         self.incremental = source.entry.mode == "incremental"
@@ -151,10 +141,8 @@ class Lv0Load:
             return None
         if self.conn.execute(sa.select(sa.exists().select_from(self.target))).scalar_one():
             return None
-        floating = self.floating
         lineage = LineageText(
-            self.lineage.loaded_at, self.lineage.run_id, names.index(cursor), len(names),
-            floating.since if floating else None, floating.partition if floating else None,
+            self.lineage.loaded_at, self.lineage.run_id, names.index(cursor), len(names), self.partition_rule,
         )
         columns = [*names, "_loaded_at", "_run_id", "_partition"]
         return CopyWriter(self.conn, self.target, columns), lineage
@@ -210,7 +198,7 @@ class Lv0Load:
             *(staging.c[n] for n in data_columns),
             sa.literal(self.lineage.loaded_at, sa.DateTime(timezone=True)).label("_loaded_at"),
             sa.literal(self.lineage.run_id).label("_run_id"),
-            self._row_partition(cursor).label("_partition"),
+            self.partition_rule.sql(cursor).label("_partition"),
         )
         # A row read twice within a page (its cursor moved forward during the read) keeps its
         # newest version. Across pages the later page holds the newer version and overwrites.
@@ -219,15 +207,6 @@ class Lv0Load:
         self._merge_newest = self._merge_statement(newest, data_columns, key_names)
         preparer = self.conn.dialect.identifier_preparer
         self._empty_staging = f"TRUNCATE {preparer.format_table(staging)}"
-
-    def _row_partition(self, cursor):
-        """``_partition`` of an incremental row (``partitions`` explains the rows in no window)."""
-        in_a_day = sa.func.to_char(cursor, "YYYY-MM-DD")
-        before_first = (cursor < sa.literal(FIRST_PARTITION_START, sa.DateTime()), sa.literal(START_DATE))
-        if self.floating is None:
-            return sa.case(before_first, else_=in_a_day)
-        floating = sa.or_(cursor.is_(None), cursor >= sa.literal(self.floating.since, sa.DateTime()))
-        return sa.case((floating, sa.literal(self.floating.partition)), before_first, else_=in_a_day)
 
     def _merge_statement(self, rows: sa.Select, data_columns: list[str], key_names: list[str]) -> sa.Select:
         """Upsert ``rows`` into lv0; the statement returns (rows written, rows rewritten).

@@ -39,8 +39,7 @@ from bodyfriend_assets.extraction.row_partition import FloatingRows, RowPartitio
 from bodyfriend_assets.extraction.schema_drift import GONE, plan_drift
 from bodyfriend_assets.extraction.source import SourceTable
 from bodyfriend_assets.reload_in_place import merge_staged
-# COPY_CHUNK_BYTES is imported from here by the lv0 checks (their re-read of missing keys).
-from bodyfriend_assets.storage.copy_writer import COPY_CHUNK_BYTES, CopyWriter, lock_for_load, refused_column  # noqa: F401
+from bodyfriend_assets.storage.copy_writer import CopyWriter, lock_for_load, refused_column
 from bodyfriend_assets.table_locks import DEFAULT_LOCK_TIMEOUT_SECONDS
 
 LV0_SCHEMA = "lv0"

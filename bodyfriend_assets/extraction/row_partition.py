@@ -6,10 +6,10 @@
 - A row stamped before the first partition takes the first partition (``partitions.START_DATE``).
 - Any other row takes its cursor's date (cursors are naive KST).
 
-The rule is applied in two places: in SQL by ``Lv0Load``'s merge (``RowPartition.sql``), and in
-Python by the direct first load, which appends the lineage fields to COPY text
-(``RowPartition.of``, through ``lineage_text``). Both are written here, side by side, so that
-a change to the rule is made once.
+The rule is applied in SQL by ``Lv0Load``'s merge and by the lv0 checks' per-day counts
+(``RowPartition.sql``), and in Python by the direct first load, which appends the lineage fields
+to COPY text (``RowPartition.of``, through ``lineage_text``). Both forms are written here, side
+by side, so that a change to the rule is made once.
 """
 
 from __future__ import annotations

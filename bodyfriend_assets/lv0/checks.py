@@ -36,7 +36,6 @@ look-back included.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -48,16 +47,18 @@ from bodyfriend_assets.catalog import LegacyTable
 from bodyfriend_assets.extraction.copy_text import RowEncoder
 from bodyfriend_assets.extraction.engine import choose_reader
 from bodyfriend_assets.extraction.lv0_writer import (
-    COPY_CHUNK_BYTES, LV0_SCHEMA, FloatingRows, Lineage, Lv0Load, Lv0WriteError,
+    LV0_SCHEMA, FloatingRows, Lineage, Lv0Load, Lv0WriteError,
 )
 from bodyfriend_assets.extraction.pages import PAGE_BYTES, PageSizer, read_pages
+from bodyfriend_assets.extraction.row_partition import RowPartition
 from bodyfriend_assets.extraction.source import KeysetRead, SourceTable, SourceTableError
 from bodyfriend_assets.lv0.cadence import load_partitions, off_day_reason
 from bodyfriend_assets.lv0.keys import lv0_key
 from bodyfriend_assets.partitions import (
-    FIRST_PARTITION_START, KST, NOT_LOADED, START_DATE, daily_partitions, last_partition_of, naive_kst, naive_window,
+    FIRST_PARTITION_START, KST, NOT_LOADED, daily_partitions, last_partition_of, naive_kst, naive_window,
     start_of_tomorrow,
 )
+from bodyfriend_assets.storage.copy_writer import CopyWriter
 
 # Partitioned asset checks are labelled preview; they are what lets a check look at one day.
 
@@ -261,15 +262,10 @@ def _stream_source_keys(source: SourceTable, reads: list[KeysetRead], legacy: En
         reads, legacy, PageSizer(KEY_PAGE_ROWS, PAGE_BYTES, row_bytes),
         RowEncoder([types[name] for name in names]), choose_reader(legacy, "auto"),
     )
-    preparer = hub.dialect.identifier_preparer
-    copy_sql = (
-        f"COPY {preparer.format_table(table)} "
-        f"({', '.join(preparer.quote(c.name) for c in table.columns)}) FROM STDIN"
-    )
-    with hub.connection.driver_connection.cursor() as cursor:
-        for page in pages:
-            cursor.copy_expert(copy_sql, io.BytesIO(page.copy_text), size=COPY_CHUNK_BYTES)
-    hub.exec_driver_sql(f"ANALYZE {preparer.format_table(table)}")
+    keys = CopyWriter(hub, table)
+    for page in pages:
+        keys.write(page.copy_text)
+    hub.exec_driver_sql(f"ANALYZE {hub.dialect.identifier_preparer.format_table(table)}")
     return table
 
 
@@ -348,13 +344,9 @@ class _Comparison:
             lv0 = self.hub.execute(sa.select(sa.func.count()).select_from(self.lv0)).scalar_one()
             return {"table": (source, lv0)}
         counts: dict[str, list[int]] = {}
+        rule = RowPartition(FloatingRows(self.floating_from, "floating"))  # lv0's _partition rule
         for side, (table, conditions) in enumerate(((self.scanned, []), (self.lv0, self.conditions))):
-            stamped = table.c[cursor]
-            day = sa.case(
-                (sa.or_(stamped.is_(None), stamped >= self.floating_from), sa.literal("floating")),
-                (stamped < FIRST_PARTITION_START, sa.literal(START_DATE)),
-                else_=sa.func.to_char(stamped, "YYYY-MM-DD"),
-            )
+            day = rule.sql(table.c[cursor])
             for partition, rows in self.hub.execute(
                 sa.select(day, sa.func.count()).select_from(table).where(*conditions).group_by(day)
             ):

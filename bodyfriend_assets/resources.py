@@ -135,6 +135,11 @@ class DataHub(dg.ConfigurableResource):
     def database_url(self) -> URL:
         return settings.datahub_url(_given(self.url))
 
+    def is_configured(self) -> bool:
+        """Whether this is a Data Hub of a deployment (``url`` or ``BODYFRIEND_DATAHUB_URL``), not
+        the embedded development one."""
+        return bool((_given(self.url) or os.environ.get(settings.DATAHUB_URL_VAR, "")).strip())
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         _log_mode(context, "Data Hub", self.database_url())
 

@@ -103,7 +103,7 @@ def test_the_stand_in_logs_like_heroku_connect(hub):
 def test_production_mode_never_creates_tables_and_fails_naming_object_and_column(hub):
     hc = build_hc_assets(CATALOG)
     resources = {"datahub": DataHub(), "heroku_connect": HerokuConnect()}  # auto: a configured Data Hub
-    assert HerokuConnect().resolved_mode() == "production"
+    assert HerokuConnect().resolved_mode(DataHub()) == "production"
     only = dg.AssetSelection.assets(["hc", "account"])
     result = dg.materialize([hc], partition_key="2024-01-03", resources=resources, selection=only, raise_on_error=False)
     assert not result.success
@@ -126,6 +126,23 @@ def test_production_mode_never_creates_tables_and_fails_naming_object_and_column
         verify_hc_tables(conn, "salesforce", list(mapping.objects), mapping)
     assert "Opportunity: external-ID column salesforce.opportunity.bf_external_id__c has no unique index" in str(raised.value)
     assert "billingstreet" in str(raised.value)
+
+
+def test_a_data_hub_given_by_url_alone_is_production_and_its_hc_tables_are_never_created(hub, monkeypatch):
+    """``DataHub(url=...)`` in a deployment's code, with no BODYFRIEND_DATAHUB_URL: auto mode must
+    not take it for the embedded development hub and create Heroku Connect's tables in it."""
+    url = hub.url.render_as_string(hide_password=False)
+    monkeypatch.delenv("BODYFRIEND_DATAHUB_URL")
+    monkeypatch.delenv("BODYFRIEND_HC_MODE", raising=False)
+    assert HerokuConnect().resolved_mode(DataHub()) == "development"  # the embedded hub
+    assert HerokuConnect().resolved_mode(DataHub(url=url)) == "production"
+    resources = {"datahub": DataHub(url=url), "heroku_connect": HerokuConnect()}
+    only = dg.AssetSelection.assets(["hc", "account"])
+    result = dg.materialize([build_hc_assets(CATALOG)], partition_key="2024-01-03", resources=resources,
+                            selection=only, raise_on_error=False)
+    assert not result.success
+    assert "Account: table salesforce.account does not exist" in failure_message(result)
+    assert fetch(hub, "SELECT to_regnamespace('salesforce')") == [(None,)]
 
 
 # -- the load's rules, on a hand-made lv2 table ----------------------------------------------------

@@ -37,7 +37,6 @@ from typing import Literal
 import dagster as dg
 import sqlalchemy as sa
 
-from bodyfriend_assets import settings
 from bodyfriend_assets.catalog import Catalog
 from bodyfriend_assets.hc import salesforce_edits
 from bodyfriend_assets.hc.load import HcLoadError, LoadResult, load_object
@@ -80,13 +79,15 @@ class HerokuConnect(dg.ConfigurableResource):
 
     ``mode``: ``production`` (the tables belong to Heroku Connect: only checked), ``development``
     (created if missing, with the stand-in triggers logging into ``<schema>._trigger_log``) or
-    ``auto``: ``BODYFRIEND_HC_MODE`` when set, else development on the embedded Data Hub
-    (``BODYFRIEND_DATAHUB_URL`` unset) and production on any configured one."""
+    ``auto``: ``BODYFRIEND_HC_MODE`` when set, else development on the embedded Data Hub and
+    production on any configured one (the ``DataHub`` resource's ``url``, or
+    ``BODYFRIEND_DATAHUB_URL``)."""
 
     schema_name: str = DEFAULT_SCHEMA
     mode: Literal["auto", "production", "development"] = "auto"
 
-    def resolved_mode(self) -> Mode:
+    def resolved_mode(self, datahub: DataHub) -> Mode:
+        """The mode for loads into ``datahub``."""
         if self.mode != "auto":
             return self.mode
         chosen = os.environ.get(MODE_VAR, "").strip().lower()
@@ -94,7 +95,7 @@ class HerokuConnect(dg.ConfigurableResource):
             if chosen not in ("production", "development"):
                 raise dg.Failure(f"{MODE_VAR} must be 'production' or 'development', not {chosen!r}")
             return chosen  # type: ignore[return-value]
-        return "production" if os.environ.get(settings.DATAHUB_URL_VAR, "").strip() else "development"
+        return "production" if datahub.is_configured() else "development"
 
 
 def hc_key(obj: HcObject) -> dg.AssetKey:
@@ -137,13 +138,13 @@ def build_hc_assets(
         keys = context.partition_key_range
         window = PartitionWindow(keys.start, keys.end)
         with retry_connection_errors(context):
-            yield from _load_selected(context, ordered, model_of, mapping, window, datahub.engine(), heroku_connect)
+            yield from _load_selected(context, ordered, model_of, mapping, window, datahub, heroku_connect)
 
     return _hc_objects
 
 
 def _load_selected(context, ordered: Sequence[HcObject], model_of, mapping: HcMapping, window: PartitionWindow,
-                   engine: sa.Engine, heroku_connect: HerokuConnect):
+                   datahub: DataHub, heroku_connect: HerokuConnect):
     selected = context.selected_asset_keys
     selected_checks = context.selected_asset_check_keys
     todo = [
@@ -151,7 +152,8 @@ def _load_selected(context, ordered: Sequence[HcObject], model_of, mapping: HcMa
         if hc_key(obj) in selected or any(spec.key in selected_checks for spec in _check_specs(obj))
     ]
     schema = heroku_connect.schema_name
-    mode = heroku_connect.resolved_mode()
+    mode = heroku_connect.resolved_mode(datahub)
+    engine = datahub.engine()
     with engine.begin() as conn:
         if mode == "development":
             created = create_hc_tables(conn, schema, mapping=mapping, stand_in=True)

@@ -357,3 +357,38 @@ def test_lv1_codes_decodes_a_majors_codes_and_the_planner_inlines_the_rule_funct
             assert "lv1.codes" not in plan and "clean_text" not in plan and "Function Scan" not in plan
     finally:
         engine.dispose()
+
+
+def test_lv1_refined_addresses_is_empty_before_lv1ex_and_then_inlined_as_an_index_lookup(datahub_url):
+    """A model's join looks a day's addresses up by lv1.address_master's unique index, instead of
+    taking every trusted row of the table for each join."""
+    engine = sa.create_engine(datahub_url)
+    query = (
+        "SELECT s.n, r.street, r.postal_code FROM (VALUES (1, '서울 강남구 역삼동 1'), (2, '부산 어딘가')) AS s (n, address) "
+        "LEFT JOIN lv1.refined_addresses() AS r ON r.legacy_address = s.address ORDER BY s.n"
+    )
+    try:
+        with engine.begin() as conn:
+            ensure_functions(conn)  # a new Data Hub: lv1ex has not written lv1.address_master yet
+            assert conn.exec_driver_sql(query).all() == [(1, None, None), (2, None, None)]
+            conn.exec_driver_sql(
+                "CREATE TABLE lv1.address_master (legacy_address text PRIMARY KEY, status text, address_name text, "
+                "building_name text, building_dong text, building_ho text, zone_no text)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO lv1.address_master SELECT 'filler ' || g, 'found', 'x', NULL, NULL, NULL, '00000' "
+                "FROM generate_series(1, 5000) AS g"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO lv1.address_master VALUES ('서울 강남구 역삼동 1', 'found', '서울 강남구 테헤란로 1', "
+                "'역삼타워', '101', '202', '06234'), ('부산 어딘가', 'not_found', NULL, NULL, NULL, NULL, NULL)"
+            )
+            conn.exec_driver_sql("ANALYZE lv1.address_master")
+            ensure_functions(conn)  # the next model step, after lv1ex wrote the table
+            assert conn.exec_driver_sql(query).all() == [
+                (1, "서울 강남구 테헤란로 1 역삼타워 101동 202호", "06234"), (2, None, None),
+            ]
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + query))
+            assert "Function Scan" not in plan and "Index Scan" in plan and "address_master" in plan
+    finally:
+        engine.dispose()

@@ -68,20 +68,15 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     # street = Kakao's address (road, else lot), then the building's name, 동 and 호 where known;
     # postal_code = the road address's. Only trusted answers: "found", or "found_shortened" for a
     # building (the words dropped were its 동/호, kept in building_dong / building_ho); other
-    # dropped words were details the refined text would lose. No table yet (a new Data Hub, lv1ex
-    # never run) means no refined address, and the model keeps the ERP's: PL/pgSQL, so that the
-    # missing table is a case and not an error.
+    # dropped words were details the refined text would lose. A SQL function, so that PostgreSQL
+    # inlines it and a day's rows look their addresses up by the table's unique index (a PL/pgSQL
+    # one returned every trusted row to each join: ``benchmarks.refined_addresses``). Its body
+    # depends on whether the table exists yet (a new Data Hub, lv1ex never run):
+    # ``_refined_addresses_body``, chosen each time the functions are created.
     "refined_addresses": (
         "()",
-        "RETURNS TABLE (legacy_address text, street text, postal_code text) LANGUAGE plpgsql STABLE "
-        "AS $$ BEGIN "
-        "IF to_regclass('lv1.address_master') IS NULL THEN RETURN; END IF; "
-        "RETURN QUERY SELECT m.legacy_address, "
-        "concat_ws(' ', m.address_name, m.building_name, m.building_dong || '동', m.building_ho || '호'), m.zone_no "
-        "FROM lv1.address_master AS m "
-        "WHERE m.address_name IS NOT NULL "
-        "AND (m.status = 'found' OR (m.status = 'found_shortened' AND m.building_name IS NOT NULL)); "
-        "END $$",
+        "RETURNS TABLE (legacy_address text, street text, postal_code text) LANGUAGE sql STABLE PARALLEL SAFE "
+        "AS $$ {body} $$",
     ),
 }
 
@@ -105,5 +100,22 @@ def ensure_functions(conn: Connection) -> None:
     # lv1.codes reads a model's table, which the first run has not built yet.
     conn.execute(sa.select(sa.func.set_config("check_function_bodies", "off", True)))
     for name, (signature, definition) in FUNCTIONS.items():
+        if name == "refined_addresses":
+            definition = definition.format(body=_refined_addresses_body(conn))
         qualified = f"{preparer.quote_schema(SCHEMA)}.{preparer.quote(name)}"
         conn.exec_driver_sql(f"CREATE OR REPLACE FUNCTION {qualified}{signature} {definition}")
+
+
+def _refined_addresses_body(conn: Connection) -> str:
+    """The trusted rows of lv1.address_master, or no row while the table does not exist (the
+    models then keep the ERP's addresses). Chosen when the functions are (re)created, which each
+    model step does before its models, so lv2's step sees the table lv1ex's steps wrote before it."""
+    if conn.execute(sa.select(sa.func.to_regclass(f"{SCHEMA}.address_master"))).scalar() is None:
+        return "SELECT NULL::text, NULL::text, NULL::text WHERE false"
+    return (
+        "SELECT m.legacy_address, "
+        "concat_ws(' ', m.address_name, m.building_name, m.building_dong || '동', m.building_ho || '호'), m.zone_no "
+        "FROM lv1.address_master AS m "
+        "WHERE m.address_name IS NOT NULL "
+        "AND (m.status = 'found' OR (m.status = 'found_shortened' AND m.building_name IS NOT NULL))"
+    )

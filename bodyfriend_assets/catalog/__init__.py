@@ -195,7 +195,18 @@ def _entry_label(raw: object, position: int) -> str:
     return f"#{position}"
 
 
+# libyaml's parser where PyYAML was built with it: the same safe loading, about ten times faster
+# than the pure-Python one, which was a third of the definitions' import (every process that
+# loads them: the run's, its fork server, the code server).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_yaml(path: Path) -> object:
+    """A YAML file's content, loaded safely (plain data only)."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
+
+
 @cache
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
-    with open(path, encoding="utf-8") as handle:
-        return parse_catalog(yaml.safe_load(handle))
+    return parse_catalog(read_yaml(path))

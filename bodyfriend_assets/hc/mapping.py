@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Literal
 
 import sqlglot
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from sqlglot import exp
+
+from bodyfriend_assets.catalog import read_yaml
 
 MAPPING_PATH = Path(__file__).with_name("objects.yaml")
 DEFAULT_EXTERNAL_ID_FIELD = "BF_External_ID__c"
@@ -335,8 +336,7 @@ def _problems(err: ValidationError, raw: dict) -> str:
 
 @cache
 def load_mapping(path: Path = MAPPING_PATH) -> HcMapping:
-    with open(path, encoding="utf-8") as handle:
-        return parse_mapping(yaml.safe_load(handle))
+    return parse_mapping(read_yaml(path))
 
 
 def check_against_models(mapping: HcMapping, models: Iterable) -> dict[str, object]:

@@ -20,6 +20,7 @@ from bodyfriend_assets.compat.dependency_manager import (
     expected_dependencies,
     stand_in_dependencies,
 )
+from bodyfriend_assets.event_batches import store_events_in_batches
 from bodyfriend_assets.hc import HerokuConnect, build_hc_assets
 from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import lv0_assets
@@ -28,6 +29,12 @@ from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.step_execution import executor_from_environment
 from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataHubIOManager
 from bodyfriend_assets.transforms import build_model_steps
+
+# A run created or stepped in a process that loaded these definitions (the documented
+# `dagster asset materialize --partition-range`, a run worker, its steps) stores its planned events
+# and a range output's materializations in batches (event_batches.py): before, a 7-day lv0 range
+# spent 1-3 s writing 217 planned events one by one before its first step.
+store_events_in_batches()
 
 catalog = load_catalog()
 

@@ -16,18 +16,16 @@ for itself and the processes it starts (code server, run worker, steps).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import date
 
 import dagster as dg
 
 from bodyfriend_assets.automation import daily_job
+from bodyfriend_assets.event_batches import store_events_in_batches
 from bodyfriend_assets.launch import launch_and_wait, partition_tags
 from bodyfriend_assets.partitions import START_DATE
 
-EVENT_BATCH_SIZE_VAR = "DAGSTER_EVENT_BATCH_SIZE"
-EVENT_BATCH_SIZE = 1_000  # events held before a batch is stored: bounds memory, not speed
 RUN_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -46,7 +44,7 @@ def load_history(
         raise ValueError(f"load-history: the last day {end} is before the first {start}")
     if start < FIRST_PARTITION:
         raise ValueError(f"load-history: {start} is before the first partition, {FIRST_PARTITION}")
-    os.environ.setdefault(EVENT_BATCH_SIZE_VAR, str(EVENT_BATCH_SIZE))
+    store_events_in_batches()
     return launch_and_wait(
         instance, daily_job.name, partition_tags(start.isoformat(), end.isoformat()),
         run_config=RUN_LOGS, on_launch=on_launch,

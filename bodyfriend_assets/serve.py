@@ -125,6 +125,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServeError as err:
         print(f"bodyfriend-serve: {err}", file=sys.stderr)
         return 2
+    # The webserver and the daemon create the runs of the UI, schedules and sensors: their planned
+    # events are stored in batches, as in every process that loads the definitions.
+    from bodyfriend_assets.event_batches import store_events_in_batches
+
+    store_events_in_batches()
     os.execv(argv_[0], argv_)
     return 0  # not reached: exec replaced this process
 

@@ -104,6 +104,20 @@ def test_dagster_validates_the_workspace(pg_server_url):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _batch_size_after_loading_the_definitions(env: dict[str, str]) -> str:
+    script = "import os, bodyfriend_assets.definitions; print(os.environ.get('DAGSTER_EVENT_BATCH_SIZE'))"
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_loading_the_definitions_has_dagster_store_event_batches_unless_the_environment_sets_a_size():
+    # A range run created in this process stores its planned events in a few statements.
+    env = {name: value for name, value in os.environ.items() if name != "DAGSTER_EVENT_BATCH_SIZE"}
+    assert _batch_size_after_loading_the_definitions(env) == "1000"
+    assert _batch_size_after_loading_the_definitions({**env, "DAGSTER_EVENT_BATCH_SIZE": "0"}) == "0"
+
+
 SNAPSHOT = Path(__file__).with_name("snapshots") / "asset_graph.txt"
 
 

@@ -3,6 +3,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import urllib.request
 
 import dagster as dg
@@ -66,3 +68,15 @@ def test_serve_refuses_a_missing_dagster_home_and_arguments_that_are_not_the_env
         command("webserver", ["--port", "1"])
     with pytest.raises(ServeError, match="unknown process 'scheduler'"):
         command("scheduler")
+
+
+@pytest.mark.parametrize("process", ["webserver", "daemon"])
+def test_the_processes_that_create_runs_are_served_storing_event_batches(process, tmp_path):
+    # os.execv replaced by a print of what the served process would start with
+    script = ("import os, sys; from bodyfriend_assets import serve; "
+              "os.execv = lambda path, argv: print(os.environ.get('DAGSTER_EVENT_BATCH_SIZE')); "
+              "sys.exit(serve.main([sys.argv[1]]))")
+    env = {name: value for name, value in os.environ.items() if name != "DAGSTER_EVENT_BATCH_SIZE"}
+    env["DAGSTER_HOME"] = str(dagster_home(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script, process], env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "1000"), done.stderr

@@ -20,7 +20,7 @@ from bodyfriend_assets.compat.dependency_manager import (
     expected_dependencies,
     stand_in_dependencies,
 )
-from bodyfriend_assets.event_batches import store_events_in_batches
+from bodyfriend_assets.event_batch_size import store_events_in_batches
 from bodyfriend_assets.hc import HerokuConnect, build_hc_assets
 from bodyfriend_assets.legacy import legacy_specs
 from bodyfriend_assets.lv0 import lv0_assets

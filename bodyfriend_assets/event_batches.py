@@ -13,7 +13,7 @@ database's work), and a check's planned rows, one per partition, share one seria
 rather than each serializing its own. Dagster hands a storage such batches only when
 ``DAGSTER_EVENT_BATCH_SIZE`` is set in the process that creates the run (its planned events) or
 runs the step (a range output's materializations, then stored by dagster-postgres's own batch path
-in one INSERT). The platform sets it by default (``store_events_in_batches``) where it can: in
+in one INSERT). The platform sets it by default (``event_batch_size.py``) where it can: in
 every process that loads the definitions (``dagster asset materialize``, ``dagster job execute``,
 run workers and their steps) and in the webserver and daemon ``bodyfriend-serve`` starts, which
 create the runs of the UI and of schedules and sensors.
@@ -21,7 +21,6 @@ create the runs of the UI and of schedules and sensors.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from dagster._core.event_api import EventLogEntry
@@ -35,15 +34,6 @@ PLANNED_EVENTS = frozenset(
     {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
 )
 ROWS_PER_INSERT = 1_000  # bounds one statement's size whatever the batch
-EVENT_BATCH_SIZE_VAR = "DAGSTER_EVENT_BATCH_SIZE"  # read by Dagster at each event, not at import
-EVENT_BATCH_SIZE = 1_000  # events held before a batch is stored: bounds memory, not speed
-
-
-def store_events_in_batches() -> None:
-    """Have Dagster hand this process's event batches to the storage whole (a run's planned events,
-    a range output's materializations), unless the environment already sets the batch size
-    (``DAGSTER_EVENT_BATCH_SIZE=0`` stores every event one by one again)."""
-    os.environ.setdefault(EVENT_BATCH_SIZE_VAR, str(EVENT_BATCH_SIZE))
 
 
 class BatchedEventLogStorage(PostgresEventLogStorage):

@@ -22,7 +22,7 @@ from datetime import date
 import dagster as dg
 
 from bodyfriend_assets.automation import daily_job
-from bodyfriend_assets.event_batches import store_events_in_batches
+from bodyfriend_assets.event_batch_size import store_events_in_batches
 from bodyfriend_assets.launch import launch_and_wait, partition_tags
 from bodyfriend_assets.partitions import START_DATE
 

@@ -26,6 +26,8 @@ import sys
 import urllib.request
 from collections.abc import Sequence
 
+from bodyfriend_assets.event_batch_size import store_events_in_batches
+
 DEFINITIONS = "bodyfriend_assets.definitions"
 WORKER_APP = "bodyfriend_assets.celery_worker"
 PROCESSES = ("webserver", "daemon", "code-server", "worker")
@@ -127,8 +129,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # The webserver and the daemon create the runs of the UI, schedules and sensors: their planned
     # events are stored in batches, as in every process that loads the definitions.
-    from bodyfriend_assets.event_batches import store_events_in_batches
-
     store_events_in_batches()
     os.execv(argv_[0], argv_)
     return 0  # not reached: exec replaced this process

@@ -31,7 +31,7 @@ The rule ``read_plan`` applies (``auto``): a pass is read by keyset pages when a
 leads with its first ordering column, whatever its size (a first or full-history load
 included), and as one stream otherwise. Size is deliberately not a criterion: on an indexed
 source the two ways measured the same within the machine's noise (the stream took 0.54 to 1.53
-times the pages' time over seven paired runs of 500,000 rows, median 1.13), because both wait
+times the pages' time in seven paired measurements of 500,000 rows, median 1.13), as both wait
 on the Data Hub's COPY, not on the source (README, "Which way a pass is read"). Pages hold
 nothing on the ERP between pages (no open statement, lock or snapshot); a stream holds its
 statement, under SQL Server's locking READ COMMITTED the shared lock of what it is reading, for

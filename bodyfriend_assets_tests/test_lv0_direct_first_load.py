@@ -78,27 +78,36 @@ def test_a_first_load_written_straight_into_lv0_holds_what_the_merge_writes(firs
     hub.dispose()
 
 
-def test_a_key_read_twice_on_a_first_load_keeps_its_newest_version_and_counts_once(first_source, datahub_url):
+@pytest.mark.parametrize("appended_ahead", [False, True])
+def test_a_key_read_twice_on_a_first_load_keeps_its_newest_version_and_counts_once(
+    first_source, datahub_url, appended_ahead
+):
     """A row whose cursor moved during the read arrives in two pages; the second page cannot be
-    COPYed into lv0 (the key is there), so it and the pages after it are merged."""
+    COPYed into lv0 (the key is there), so it and the pages after it are merged. With
+    ``appended_ahead`` every page's lineage fields were appended before the first was written
+    (the reader thread works ahead of the writer, which keeps only that text): the pages merged
+    are the same rows, without those fields."""
     legacy, hub = sa.create_engine(first_source), sa.create_engine(datahub_url)
     source, _, _ = open_source(ENTRY, legacy, FIRST_PARTITION_START, FLOATING_FROM, FLOATING_FROM)
     encoder = RowEncoder([c.lv0_type for c in source.columns])
     pages = [
         [(1, "old", 1, datetime(2024, 3, 1, 9)), (2, "two", 2, datetime(2024, 3, 2, 9))],
         [(3, "three", 3, datetime(2024, 3, 3, 9)), (1, "new", 10, datetime(2024, 3, 4, 9))],
-        [(4, "four", 4, datetime(2024, 3, 5, 9))],
+        [(4, "fo\tur\\", 4, datetime(2024, 3, 5, 9))],
     ]
     with hub.connect() as conn:
-        load = Lv0Load(conn, source, Lineage(datetime.now(timezone.utc), "r", "2024-03-05"),
+        load = Lv0Load(conn, source, Lineage(datetime.now(timezone.utc), "r\tun", "2024-03-05"),
                        FloatingRows(FLOATING_FROM, "2024-03-05"))
-        for page in pages:
-            load.write_page(encoder.encode_page(page))
+        texts = [encoder.encode_page(page) for page in pages]
+        if appended_ahead:
+            texts = [load.with_lineage(text) for text in texts]
+        for text in texts:
+            load.write_page(text, appended_ahead)
         assert load.direct_pages == 1
         assert load.finish() == 4
     assert _rows(datahub_url, "SELECT seq, memo, amt::int, _partition FROM lv0.r_first ORDER BY seq") == [
         (1, "new", 10, "2024-03-04"), (2, "two", 2, "2024-03-02"), (3, "three", 3, "2024-03-03"),
-        (4, "four", 4, "2024-03-05"),
+        (4, "fo\tur\\", 4, "2024-03-05"),
     ]
     legacy.dispose()
     hub.dispose()

@@ -226,12 +226,12 @@ def extract_to_lv0(
         result.schema_changes = load.schema_changes
         for change in load.schema_changes:
             warn(f"{entry.qualified_name}: source columns changed: {change}")
-        for page, lines in prefetched(_with_lineage(pages, load)):
-            load.write_page(page.copy_text, lines)
+        for page, lineage_appended, read_bytes in prefetched(_with_lineage(pages, load)):
+            load.write_page(page.copy_text, lineage_appended)
             result.rows += page.rows
             result.pages += 1
-            result.bytes += len(page.copy_text)
-            del page, lines
+            result.bytes += read_bytes
+            del page
             now = time.monotonic()
             if now - last_report >= PROGRESS_EVERY_SECONDS:
                 last_report = now
@@ -249,12 +249,20 @@ def extract_to_lv0(
     return result
 
 
-def _with_lineage(pages: Iterator[Page], load: Lv0Load) -> Iterator[tuple[Page, bytes | None]]:
-    """Each page with ``load.with_lineage`` of its text, worked out by the reader thread
-    (``prefetched``) while the writer writes the page before."""
+def _with_lineage(pages: Iterator[Page], load: Lv0Load) -> Iterator[tuple[Page, bool, int]]:
+    """(each page as the load writes it, whether its lineage fields are appended, the bytes read).
+    ``load.with_lineage`` is worked out by the reader thread (``prefetched``) while the writer
+    writes the page before; a page in flight is then held with its lineage fields only, not
+    also as read."""
     with closing(pages):
         for page in pages:
-            yield page, load.with_lineage(page.copy_text)
+            read_bytes = len(page.copy_text)
+            lines = load.with_lineage(page.copy_text)
+            appended = lines is not None
+            if appended:
+                page = Page(lines, page.rows)  # the page as read is let go here
+            del lines
+            yield page, appended, read_bytes
 
 
 def _delete_pass(

@@ -70,6 +70,13 @@ class LineageText:
         parts[1::2] = suffixes
         return b"".join(parts)
 
+    def strip(self, text: bytes) -> bytes:
+        """The COPY text ``append`` made ``text`` from, its lineage fields removed again (none of
+        them holds a tab: the run id is escaped)."""
+        lines = text.split(b"\n")
+        lines.pop()
+        return b"".join(line.rsplit(b"\t", 3)[0] + b"\n" for line in lines)
+
     def _day(self, start: bytes) -> object | None:
         """The suffix of every cursor beginning with ``start`` (its first 11 bytes: the day),
         _PER_ROW, or None (not a day)."""

@@ -127,6 +127,7 @@ class Lv0Load:
             self._prepare_merge()
         self._pages = CopyWriter(self.conn, self.staging)
         self._direct = self._direct_writer() if self.incremental else None
+        self._lineage_text = self._direct[1] if self._direct else None  # kept once the direct way ends
 
     def _direct_writer(self) -> tuple[CopyWriter, LineageText] | None:
         """The COPY straight into lv0 and the lineage it appends, if lv0 holds no row yet and the
@@ -254,16 +255,18 @@ class Lv0Load:
         direct = self._direct
         return None if direct is None or not copy_text else direct[1].append(copy_text)
 
-    def write_page(self, copy_text: bytes, lines_with_lineage: bytes | None = None) -> None:
-        """Write one page: ``copy_text``, or ``lines_with_lineage`` (``with_lineage`` of it) if
-        given and the load still writes straight into lv0."""
+    def write_page(self, copy_text: bytes, lineage_appended: bool = False) -> None:
+        """Write one page: ``copy_text`` as read, or, with ``lineage_appended``, the text
+        ``with_lineage`` made of it (so a caller keeps one text per page, not both)."""
         if not copy_text:
             return
         if self._direct is not None:
-            if lines_with_lineage is None:
-                lines_with_lineage = self.with_lineage(copy_text)
-            if self._write_direct(copy_text, lines_with_lineage):
+            lines = copy_text if lineage_appended else self.with_lineage(copy_text)
+            if self._write_direct(lines):
                 return
+        if lineage_appended:
+            # The direct way was given up after the reader had appended the lineage fields.
+            copy_text = self._lineage_text.strip(copy_text)
         try:
             self._pages.write(copy_text)
         except psycopg2.errors.UniqueViolation as err:
@@ -277,10 +280,10 @@ class Lv0Load:
         if self.incremental:
             self.rows_changed += self._merge_staged_page()
 
-    def _write_direct(self, copy_text: bytes, lines: bytes | None) -> bool:
-        """COPY the page straight into lv0 (it was empty when the load began); False, with
-        nothing written and the direct way given up for the rest of the load, if the page must go
-        the general way."""
+    def _write_direct(self, lines: bytes | None) -> bool:
+        """COPY the page, its lineage fields appended (``lines``), straight into lv0 (it was
+        empty when the load began); False, with nothing written and the direct way given up for
+        the rest of the load, if the page must go the general way."""
         writer, _ = self._direct
         if lines is None:
             self._direct = None
@@ -296,7 +299,7 @@ class Lv0Load:
             savepoint.rollback()
             raise self._refused(err) from None
         savepoint.commit()
-        self.rows_changed += copy_text.count(b"\n")
+        self.rows_changed += lines.count(b"\n")
         self.direct_pages += 1
         return True
 

@@ -42,7 +42,9 @@ each time), with the job's executor and with the in-process one; its wall time i
 
 Every measured process starts from an empty target and a checkpoint. Peak RSS is the sum over the
 measured process tree (the worker and any children), polled every 20 ms; the PostgreSQL server
-processes are not part of it. Seconds are the wall time of the measured operation inside
+processes are not part of it. Each measurement also prints the CPU seconds it cost the
+measured processes (``client``) and the embedded server (source and Data Hub alike), to show where
+the time went on a machine whose cores they share. Seconds are the wall time of the measured operation inside
 the worker (for the pipe, of the two processes); "x pipe" is throughput relative to (6) at the
 same size.
 
@@ -355,10 +357,17 @@ class Bench:
                       f"{f' (run {attempt + 1}/{args.repeat})' if args.repeat > 1 else ''} ...", flush=True)
                 self.reset_target()
                 busy = _wait_for_quiet(args.quiet_wait)
+                cpu_before = self.cpu_seconds()
                 measured = self.measure(name, rows, databases[rows, _source_kind(name)])
                 measured.detail["cpu_busy_percent_before"] = busy
+                measured.detail.update(
+                    {f"{side}_cpu_seconds": round(after - before, 1)
+                     for side, before, after in zip(("client", "postgres"), cpu_before, self.cpu_seconds())}
+                )
                 print(f"  {measured.seconds:.1f}s, {measured.rows_per_second:,.0f} rows/s, "
-                      f"peak RSS {measured.peak_rss_mb:,.0f} MB", flush=True)
+                      f"peak RSS {measured.peak_rss_mb:,.0f} MB; CPU seconds: client "
+                      f"{measured.detail['client_cpu_seconds']:.1f}, PostgreSQL (source and target) "
+                      f"{measured.detail['postgres_cpu_seconds']:.1f}", flush=True)
                 kept = best.get((name, rows))
                 if kept is None or measured.seconds < kept.seconds:
                     best[name, rows] = measured
@@ -370,6 +379,27 @@ class Bench:
             if pipe is not None and pipe.rows_per_second > 0 and r.name not in (*DAILY_RUNS, "day", "day_noindex"):
                 r.x_pipe = round(r.rows_per_second / pipe.rows_per_second, 3)
         return results
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """(CPU seconds of this process's finished children: the measured workers or psql
+        processes, their start-up included; CPU seconds of the embedded server, whose processes
+        serve the source and the Data Hub alike: the postmaster, its reaped backends and the
+        live ones). Their differences say where a measurement's time went on a machine whose
+        cores the source, the Data Hub and the reader share."""
+        import resource
+
+        import psutil
+
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pid = int((self.embedded.home() / "pgdata" / "postmaster.pid").read_text().split()[0])
+        postmaster = psutil.Process(pid)
+        server = sum(postmaster.cpu_times()[:4])  # user, system, and those of reaped children
+        for backend in postmaster.children():
+            try:
+                server += sum(backend.cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                pass  # ended meanwhile: counted with the reaped ones next time
+        return children.ru_utime + children.ru_stime, server
 
     def measure(self, name: str, rows: int, legacy_url) -> Measurement:
         if name in ("pipe", "pipe_heap"):

@@ -18,11 +18,13 @@ the first that applies:
 
 - **SQL and COPY**: some step is inside such an interval of lv0, lv1, lv2, hc or a check (the
   Data Hub's and the source's work);
-- **lv1ex address search**: some lv1ex asset is inside its output's write. An lv1ex asset's
-  ``seconds`` is its whole write, during which it reads lv1 in chunks and sends each new address
-  to the Kakao address search (in development, the local stand-in) before its COPY, so this is
-  mostly HTTP round trips (a profile of the step: over 95 % in ``KakaoLocal.search``) and is
-  shown apart: its cost is set by the address service, not by the platform;
+- **lv1ex address search**: some lv1ex asset is searching its addresses or writing them. An lv1ex
+  asset reads lv1 in chunks and sends each new address to the Kakao address search (in
+  development, the local stand-in), from the moment it holds the ``address_master`` lock (its log
+  line "holding the address_master pool") to its log line counting the requests sent; then its
+  output's write (its ``seconds``) COPYs the answers. This is mostly HTTP round trips (a profile of
+  the step: over 95 % in ``KakaoLocal.search``) and is shown apart: its cost is set by the address
+  service, not by the platform. The wait for the lock is the step's own;
 - **step, outside SQL**: some step is between its STEP_START and its end (Python of the steps and
   checks, event writes);
 - **step process start**: some step's process is starting (STEP_WORKER_STARTING to STEP_START);
@@ -63,7 +65,8 @@ PART_LABELS = {
     "orchestration": "orchestration",
 }
 GOAL_SECONDS = 7.0
-LV1EX_REQUESTS = re.compile(r"(\d+) request\(s\) sent")
+LV1EX_REQUESTS = re.compile(r"(\d+) request\(s\) sent")  # an lv1ex asset's last log line of its search
+LV1EX_LOCKED = "holding the address_master pool"  # ... and its first (pools.exclusive_pool)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,12 +169,19 @@ def split_run(entries, began: float, ended: float) -> dict:
     run_start = ended
     for entry in entries:
         event = entry.dagster_event
-        if event is None:
-            sent = LV1EX_REQUESTS.search(entry.user_message or "")
-            requests += int(sent.group(1)) if sent else 0
-            continue
-        kind, ts = event.event_type, entry.timestamp
+        ts = entry.timestamp
         step = steps.setdefault(entry.step_key, {"sql_seconds": 0.0}) if entry.step_key else None
+        if event is None:
+            message = entry.user_message or ""
+            if message == LV1EX_LOCKED and step is not None:
+                step["search_from"] = ts
+            sent = LV1EX_REQUESTS.search(message)
+            if sent:
+                requests += int(sent.group(1))
+                if step is not None:
+                    lv1ex.append((step.get("search_from", step.get("start", ts)), ts))
+            continue
+        kind = event.event_type
         if kind == kinds.RUN_START:
             run_start = ts
         elif kind == kinds.STEP_WORKER_STARTING:

@@ -126,8 +126,8 @@ class Lv0Load:
             self.conn.execute(sa.schema.CreateIndex(partition_index, if_not_exists=True))
             self._prepare_merge()
         self._pages = CopyWriter(self.conn, self.staging)
-        self._direct = self._direct_writer() if self.incremental else None
-        self._lineage_text = self._direct[1] if self._direct else None  # kept once the direct way ends
+        # The COPY straight into lv0 (None once given up, or never), and the lineage it appends.
+        self._direct, self._lineage_text = (self._direct_writer() if self.incremental else None) or (None, None)
 
     def _direct_writer(self) -> tuple[CopyWriter, LineageText] | None:
         """The COPY straight into lv0 and the lineage it appends, if lv0 holds no row yet and the
@@ -252,8 +252,7 @@ class Lv0Load:
         """``copy_text`` with its lineage fields appended, ready to be COPYed straight into lv0,
         or None if the load writes the general way. Pure work on the text: a reader thread can
         do it while this load writes the page before (``write_page`` takes the result)."""
-        direct = self._direct
-        return None if direct is None or not copy_text else direct[1].append(copy_text)
+        return None if self._direct is None or not copy_text else self._lineage_text.append(copy_text)
 
     def write_page(self, copy_text: bytes, lineage_appended: bool = False) -> None:
         """Write one page: ``copy_text`` as read, or, with ``lineage_appended``, the text
@@ -284,7 +283,7 @@ class Lv0Load:
         """COPY the page, its lineage fields appended (``lines``), straight into lv0 (it was
         empty when the load began); False, with nothing written and the direct way given up for
         the rest of the load, if the page must go the general way."""
-        writer, _ = self._direct
+        writer = self._direct
         if lines is None:
             self._direct = None
             return False

@@ -138,7 +138,7 @@ class DataHub(dg.ConfigurableResource):
     def is_configured(self) -> bool:
         """Whether this is a Data Hub of a deployment (``url`` or ``BODYFRIEND_DATAHUB_URL``), not
         the embedded development one."""
-        return bool((_given(self.url) or os.environ.get(settings.DATAHUB_URL_VAR, "")).strip())
+        return settings.datahub_is_configured(_given(self.url))
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         _log_mode(context, "Data Hub", self.database_url())

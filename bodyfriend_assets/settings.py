@@ -98,6 +98,12 @@ def legacy_url(given: str | None = None) -> URL:
     return url
 
 
+def datahub_is_configured(given: str | None = None) -> bool:
+    """Whether ``given`` (a resource's field), else ``BODYFRIEND_DATAHUB_URL``, names the Data Hub,
+    by the resolution ``datahub_url`` follows; False means the embedded development one."""
+    return _from_env(DATAHUB_URL_VAR, given) is not None
+
+
 def datahub_url(given: str | None = None) -> URL:
     """``given`` (a resource's field), else ``BODYFRIEND_DATAHUB_URL``, else (development) the
     embedded server."""

@@ -106,16 +106,20 @@ def ensure_functions(conn: Connection) -> None:
         conn.exec_driver_sql(f"CREATE OR REPLACE FUNCTION {qualified}{signature} {definition}")
 
 
+# lv1.refined_addresses' rows once lv1.address_master exists (see FUNCTIONS above).
+TRUSTED_ADDRESSES = (
+    "SELECT m.legacy_address, "
+    "concat_ws(' ', m.address_name, m.building_name, m.building_dong || '동', m.building_ho || '호'), m.zone_no "
+    "FROM lv1.address_master AS m "
+    "WHERE m.address_name IS NOT NULL "
+    "AND (m.status = 'found' OR (m.status = 'found_shortened' AND m.building_name IS NOT NULL))"
+)
+
+
 def _refined_addresses_body(conn: Connection) -> str:
     """The trusted rows of lv1.address_master, or no row while the table does not exist (the
     models then keep the ERP's addresses). Chosen when the functions are (re)created, which each
     model step does before its models, so lv2's step sees the table lv1ex's steps wrote before it."""
     if conn.execute(sa.select(sa.func.to_regclass(f"{SCHEMA}.address_master"))).scalar() is None:
         return "SELECT NULL::text, NULL::text, NULL::text WHERE false"
-    return (
-        "SELECT m.legacy_address, "
-        "concat_ws(' ', m.address_name, m.building_name, m.building_dong || '동', m.building_ho || '호'), m.zone_no "
-        "FROM lv1.address_master AS m "
-        "WHERE m.address_name IS NOT NULL "
-        "AND (m.status = 'found' OR (m.status = 'found_shortened' AND m.building_name IS NOT NULL))"
-    )
+    return TRUSTED_ADDRESSES

@@ -6,7 +6,7 @@ Runs the platform's ``daily_data_hub`` job (every layer with its checks: lv0, lv
 for one day of ``bodyfriend seed``-size data, as the schedule runs it: ``execute_job`` with the
 job's own executor (steps forked from a preloaded fork server), on a Dagster instance configured by
 the repository's ``dagster.yaml`` (PostgreSQL storage, a new database for each run), in a process
-of its own started for the run, as the run launcher starts one. The databases are those of
+of its own started for the run, as the run launcher starts one (multiprocessing's spawn method). The databases are those of
 ``python -m benchmarks.extraction`` (its home, ``.bodyfriend/bench``), the Data Hub emptied
 before each run. ``--in-process`` runs the same selection with the in-process executor instead.
 
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        return _worker(json.loads(args.worker))
+        return _run_process(json.loads(args.worker))
 
     os.environ["BODYFRIEND_HOME"] = str(Path(args.home).expanduser().resolve())
     os.environ.pop("BODYFRIEND_LEGACY_URL", None)
@@ -130,6 +131,18 @@ def _measure(bench: Bench, legacy_url, args) -> dict:
 
 
 # -- the worker: one daily run, and its event log ------------------------------------------------
+
+
+def _run_process(spec: dict) -> int:
+    """The run's process, started as Dagster's code server starts a launched run's: by
+    multiprocessing's spawn method (so it starts its steps' fork server as it builds the instance,
+    step_server.py). The in-process executor has no steps to fork: its run runs here."""
+    if spec["in_process"]:
+        return _worker(spec)
+    process = multiprocessing.get_context("spawn").Process(target=_worker, args=(spec,))
+    process.start()
+    process.join()
+    return process.exitcode
 
 
 def _worker(spec: dict) -> int:

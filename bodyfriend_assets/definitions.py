@@ -27,6 +27,7 @@ from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.lv1ex import lv1ex_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
 from bodyfriend_assets.step_execution import executor_from_environment
+from bodyfriend_assets.step_server import STEP_PRELOAD
 from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataHubIOManager
 from bodyfriend_assets.transforms import build_model_steps
 
@@ -61,12 +62,13 @@ dependencies = expected_dependencies(platform_assets, dag_ids) | stand_in_depend
 # Every job's steps run in processes forked from one that has already imported the platform, so
 # a step starts in a fraction of a second rather than the ~2 s a fresh interpreter takes to import
 # Dagster and these definitions (README, "Performance"). The fork server is started by the run's
-# process on its first step and keeps that process's environment; every run has a process of its
-# own, so the steps of a run see the environment the run was launched with. BODYFRIEND_EXECUTOR=celery
-# sends the steps to Celery workers instead (step_execution.py, README "Deployment"). The fork
-# server also imports what a step needs to build the run's instance (step_preload.py).
+# process, when it builds the instance (step_server.py), and keeps that process's environment;
+# every run has a process of its own, so the steps of a run see the environment the run was
+# launched with. BODYFRIEND_EXECUTOR=celery sends the steps to Celery workers instead
+# (step_execution.py, README "Deployment"). The fork server also imports what a step needs to
+# build the run's instance (step_preload.py).
 step_executor = executor_from_environment(local=dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": [__name__, "bodyfriend_assets.step_preload"]}}}
+    {"start_method": {"forkserver": {"preload_modules": list(STEP_PRELOAD)}}}
 ))
 
 # The URLs as dg.EnvVar where the variables are set: the UI shows which variable each reads.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dagster_postgres import DagsterPostgresStorage
 
-from bodyfriend_assets import settings
+from bodyfriend_assets import settings, step_server
 from bodyfriend_assets.event_batches import BatchedEventLogStorage
 
 DAGSTER_PG_URL_VAR = settings.DAGSTER_PG_URL_VAR
@@ -32,6 +32,9 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
     @classmethod
     def from_config_value(cls, inst_data, config_value):
         url = instance_storage_url()
+        # A run's process builds its instance first: its steps' fork server starts importing now,
+        # beside the definitions' import and the run's planning (step_server.py).
+        step_server.start_if_run_process()
         storage = cls(postgres_url=url, inst_data=inst_data)
         # The same event log, storing a range run's planned events in a few statements
         # (event_batches.py); the tables exist now, made by the storage above.

@@ -13,11 +13,11 @@ do so (``is_run_process``):
 - a process started by multiprocessing's *spawn* method: Dagster's code server starts the process
   of every run launched through the instance (the UI, a schedule, a backfill, ``bodyfriend demo``,
   ``bodyfriend load-history``) that way, and it builds the instance first;
-- ``dagster asset materialize`` and ``dagster job execute``, which run the run in the command's
-  own process.
+- ``dagster asset materialize`` and ``dagster job execute`` (or ``python -m dagster ...``), which
+  run the run in the command's own process.
 
 Every other process that builds the instance (the webserver, the daemon, the code server, the
-steps, the fork server itself, the tests) starts nothing, and with ``BODYFRIEND_EXECUTOR=celery``
+steps, whose ``sys.argv`` is the run's process's, the fork server itself, the tests) starts nothing, and with ``BODYFRIEND_EXECUTOR=celery``
 (steps on Celery workers) no run needs one. The fork server is the one Dagster would start: the
 same preload, so Dagster finds it running and uses it. It keeps the environment of the process at
 its start, as it did before (the run's own), and exits with that process.
@@ -48,8 +48,13 @@ def is_run_process(argv: list[str] | None = None) -> bool:
         return False
     if isinstance(multiprocessing.current_process(), multiprocessing.context.SpawnProcess):
         return True
+    if multiprocessing.parent_process() is not None:
+        return False  # a step, forked from the fork server: its sys.argv is the run's process's
     argv = sys.argv if argv is None else argv
-    return bool(argv) and Path(argv[0]).name == "dagster" and tuple(argv[1:3]) in RUN_COMMANDS
+    if not argv or tuple(argv[1:3]) not in RUN_COMMANDS:
+        return False
+    program = Path(argv[0])
+    return program.name == "dagster" or program.parts[-2:] == ("dagster", "__main__.py")  # or python -m dagster
 
 
 def start_if_run_process() -> bool:

@@ -40,9 +40,9 @@ def _build_instance(home: str) -> dict:
                 "fork_servers": _fork_servers()}
 
 
-def _run_process(home: str, answers, also_a_step: bool) -> None:
-    """What a launched run's process does first: build the instance. With ``also_a_step``, a step
-    forked from the fork server then builds its own, as every step does."""
+def _as_a_run_process(home: str, also_a_step: bool) -> dict:
+    """What a run's process does first: build the instance. With ``also_a_step``, a step forked
+    from the fork server then builds its own, as every step does."""
     answer = _build_instance(home)
     if also_a_step:
         step_answers = multiprocessing.get_context("forkserver").SimpleQueue()
@@ -50,7 +50,11 @@ def _run_process(home: str, answers, also_a_step: bool) -> None:
         step.start()
         answer["step"] = step_answers.get()
         step.join()
-    answers.put(answer)
+    return answer
+
+
+def _run_process(home: str, answers, also_a_step: bool) -> None:
+    answers.put(_as_a_run_process(home, also_a_step))
 
 
 def _step(home: str, answers) -> None:
@@ -85,6 +89,28 @@ def test_a_spawned_run_process_starts_the_steps_fork_server_as_it_builds_the_ins
     assert answer["step"]["fork_servers"] == []
 
 
+def test_a_dagster_materialize_command_starts_the_fork_server_and_its_steps_start_none(instance_home, tmp_path):
+    """``python -m dagster asset materialize`` runs its run in its own process; a step forked from
+    its fork server inherits its ``sys.argv`` and must not take itself for the run's process."""
+    program = tmp_path / "dagster" / "__main__.py"  # the path python -m dagster runs
+    program.parent.mkdir()
+    program.write_text(
+        "import json, sys; sys.path.insert(0, sys.argv[-1]); "
+        "from bodyfriend_assets_tests.test_step_server import _as_a_run_process\n"
+        "if __name__ == '__main__':\n"
+        "    print(json.dumps(_as_a_run_process(sys.argv[-2], also_a_step=True)))\n",
+        encoding="utf-8",
+    )
+    shown = subprocess.run(
+        [sys.executable, str(program), "asset", "materialize", instance_home, str(REPOSITORY)],
+        check=True, capture_output=True, text=True, env=os.environ.copy(), timeout=ANSWER_SECONDS,
+    )
+    answer = json.loads(shown.stdout.strip().splitlines()[-1])
+    assert not answer["definitions_imported"]
+    assert len(answer["fork_servers"]) == 1
+    assert answer["step"]["fork_servers"] == []
+
+
 def test_a_run_process_whose_steps_go_to_celery_starts_no_fork_server(instance_home, monkeypatch):
     monkeypatch.setenv(step_server.EXECUTOR_VAR, "celery")
     assert _spawned_run_process(instance_home)["fork_servers"] == []
@@ -105,6 +131,8 @@ def test_any_other_process_that_builds_the_instance_starts_no_fork_server(instan
 @pytest.mark.parametrize("argv, runs", [
     (["/srv/venv/bin/dagster", "asset", "materialize", "--select", "group:lv0"], True),
     (["dagster", "job", "execute", "-j", "daily_data_hub"], True),
+    (["/srv/venv/lib/python3.11/site-packages/dagster/__main__.py", "asset", "materialize"], True),
+    (["/srv/venv/lib/python3.11/site-packages/other/__main__.py", "asset", "materialize"], False),
     (["/srv/venv/bin/dagster", "dev"], False),
     (["/srv/venv/bin/dagster", "asset", "list"], False),
     (["/srv/venv/bin/dagster-webserver", "asset", "materialize"], False),

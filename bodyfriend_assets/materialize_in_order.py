@@ -146,9 +146,10 @@ class RunOutcome:
     """What the run's earlier steps did to the assets a step reads, from the run's stored events:
     an asset of this run that was not materialized, or failed a blocking check, is a problem.
 
-    Whether an asset was materialized is asked of the event log per asset and for the run's last
-    partition only: a range run stores one materialization per asset and partition (84,000 for
-    every layer since 2024), too many to read back whole at every step."""
+    Whether an asset was materialized is asked of the event log for the run's last partition
+    only: a range run stores one materialization per asset and partition (84,000 for every layer
+    since 2024), too many to read back whole at every step. The assets' latest materializations
+    answer for most in one look (``_read_latest``); an asset they leave open is asked on its own."""
 
     def __init__(self, context: dg.AssetExecutionContext):
         self._context = context
@@ -157,10 +158,27 @@ class RunOutcome:
         self._own = set(context.assets_def.keys)
         self._last_partition = [context.partition_key_range.end] if context.has_partition_key_range else None
         self._materialized: dict[dg.AssetKey, bool] = {}
+        self._latest_read = False
         self._failed: dict[dg.AssetKey, list[str]] | None = None
         self._first_storage_id: int | None = None
 
+    def _read_latest(self) -> None:
+        """Mark materialized every asset of the run whose latest materialization is this run's, for
+        its last partition: two queries for them all (a verdict looks at every asset of the run's
+        steps so far, up to the whole run at its last step, which was a query per asset). An asset
+        materialized by another run since, or not yet, is left to ``_is_materialized``."""
+        self._latest_read = True
+        run_id = self._context.run.run_id
+        for record in self._context.instance.get_asset_records(list(self._in_run)):
+            latest = record.asset_entry.last_materialization_record
+            if latest is not None and latest.run_id == run_id and (
+                self._last_partition is None or latest.partition_key in self._last_partition
+            ):
+                self._materialized[record.asset_entry.asset_key] = True
+
     def _is_materialized(self, key: dg.AssetKey) -> bool:
+        if key not in self._materialized and not self._latest_read:
+            self._read_latest()
         if key not in self._materialized:
             instance, run_id = self._context.instance, self._context.run.run_id
             if self._first_storage_id is None:
@@ -202,7 +220,8 @@ class RunOutcome:
         """Every asset of this step and the run's earlier steps that was not materialized or
         failed a blocking check: failed (its own error), blocked, or skipped because of one of
         those; None when there is none."""
-        self._materialized, self._failed = {}, None  # this step's own events came after the first look
+        # this step's own events came after the first look
+        self._materialized, self._latest_read, self._failed = {}, False, None
         failed_checks = self._failed_checks()
         graph = self._layer.asset_graph
         scope = self._steps_so_far()

@@ -19,9 +19,7 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Literal
 
-import sqlglot
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-from sqlglot import exp
 
 from bodyfriend_assets.catalog import read_yaml
 
@@ -340,7 +338,8 @@ def load_mapping(path: Path = MAPPING_PATH) -> HcMapping:
 
 
 def check_against_models(mapping: HcMapping, models: Iterable) -> dict[str, object]:
-    """Every object's source is an lv2 model and every mapped column one its SELECT returns.
+    """Every object's source is an lv2 model and every mapped column one its SELECT returns (the
+    models' ``returned``, read when they were parsed).
 
     Returns ``{object name: model}``; raises :class:`HcMappingError` naming object and column."""
     by_name = {model.name: model for model in models}
@@ -349,7 +348,7 @@ def check_against_models(mapping: HcMapping, models: Iterable) -> dict[str, obje
         model = by_name.get(obj.source)
         if model is None:
             raise HcMappingError(f"hc object {obj.object}: its source lv2.{obj.source} is not an lv2 model")
-        returned = _returned_columns(model.sql)
+        returned = model.returned
         needed = [EXTERNAL_ID_COLUMN, *(f.column for f in obj.fields), *(lk.column for lk in obj.lookups)]
         if obj.delete_column:
             needed.append(obj.delete_column)
@@ -363,10 +362,3 @@ def check_against_models(mapping: HcMapping, models: Iterable) -> dict[str, obje
         found[obj.object] = model
     return found
 
-
-def _returned_columns(sql: str) -> set[str] | None:
-    statement = sqlglot.parse_one(sql, read="postgres")
-    if not isinstance(statement, exp.Query) or statement.is_star:
-        return None
-    names = set(statement.named_selects)
-    return None if "*" in names else names

@@ -99,6 +99,7 @@ class SqlModel:
     indexes: tuple[tuple[str, ...], ...] = ()
     references: tuple[Reference, ...] = ()
     parameters: frozenset[str] = field(default_factory=frozenset)
+    returned: frozenset[str] | None = None  # the columns the SELECT returns; None when a '*' hides them
 
     @property
     def table(self) -> tuple[str, str]:
@@ -238,6 +239,7 @@ def parse_model(path: Path, layer: str) -> SqlModel:
         indexes=indexes,
         references=tuple(references),
         parameters=frozenset(parameters),
+        returned=None if returned is None else frozenset(returned),
     )
 
 

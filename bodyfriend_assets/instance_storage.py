@@ -8,6 +8,10 @@ the variable (``settings``): production never falls back to the embedded server.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import sqlalchemy as sa
 from dagster_postgres import DagsterPostgresStorage
 
 from bodyfriend_assets import settings, step_server
@@ -16,6 +20,8 @@ from bodyfriend_assets.event_batches import BatchedEventLogStorage
 DAGSTER_PG_URL_VAR = settings.DAGSTER_PG_URL_VAR
 POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 4  # connections beyond the one kept, for threads storing events at once
+TABLES_LOCK = "bodyfriend: the Dagster instance's tables"
+TABLES_LOCK_TIMEOUT_SECONDS = 600  # a bound for a hung process, not the time creation takes
 
 
 def instance_storage_url() -> str:
@@ -35,7 +41,8 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
         # A run's process builds its instance first: its steps' fork server starts importing now,
         # beside the definitions' import and the run's planning (step_server.py).
         step_server.start_if_run_process()
-        storage = cls(postgres_url=url, inst_data=inst_data)
+        with tables_lock(url):
+            storage = cls(postgres_url=url, inst_data=inst_data)
         # The same event log, storing a range run's planned events in a few statements
         # (event_batches.py); the tables exist now, made by the storage above.
         storage._event_log_storage = BatchedEventLogStorage(url, should_autocreate_tables=False)
@@ -46,3 +53,37 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
             statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=MAX_OVERFLOW
         )
         return storage
+
+
+class InstanceTablesLockTimeout(RuntimeError):
+    pass
+
+
+@contextmanager
+def tables_lock(url: str) -> Iterator[None]:
+    """Build the storage while holding the instance database's tables lock (an advisory lock).
+
+    Processes started together on an empty instance database (the daemon, the webserver, the code
+    server, a ``dagster`` command: a first deployment) each create Dagster's tables and run its
+    migrations. dagster-postgres retries some of the collisions this causes but not others (a
+    table's row type, ``instance_info``), and then the process that lost exits; one that found
+    the tables half made could also read them before the migrations ran. So the builders take
+    turns: a few milliseconds when the tables exist."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+    key = sa.func.hashtext(TABLES_LOCK)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.select(sa.func.set_config("lock_timeout", f"{TABLES_LOCK_TIMEOUT_SECONDS}s", False)))
+            try:
+                conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+            except sa.exc.OperationalError:
+                raise InstanceTablesLockTimeout(
+                    f"the Dagster instance database ({DAGSTER_PG_URL_VAR}): another process kept its "
+                    f"tables lock for {TABLES_LOCK_TIMEOUT_SECONDS} s while creating its tables"
+                ) from None
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+    finally:
+        engine.dispose()

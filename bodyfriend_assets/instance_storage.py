@@ -12,7 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+from dagster._core.storage.base_storage import DagsterStorage
+from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.run_storage import PostgresRunStorage
+from dagster_postgres.schedule_storage import PostgresScheduleStorage
 
 from bodyfriend_assets import settings, step_server
 from bodyfriend_assets.event_batches import BatchedEventLogStorage
@@ -29,7 +33,19 @@ def instance_storage_url() -> str:
 
 
 class DataHubInstanceStorage(DagsterPostgresStorage):
-    """dagster-postgres storage (runs, event log, schedules) at :func:`instance_storage_url`."""
+    """dagster-postgres storage (runs, event log, schedules) at :func:`instance_storage_url`, its
+    event log the platform's (``event_batches``: a range run's planned events in a few statements)."""
+
+    def __init__(self, postgres_url: str, inst_data: ConfigurableClassData | None = None):
+        # DagsterPostgresStorage's own construction, with the platform's event log built in place
+        # of dagster-postgres's (which would open a connection to check its tables, to be dropped).
+        self.postgres_url = postgres_url
+        self.should_autocreate_tables = True
+        self._inst_data = inst_data
+        self._run_storage = PostgresRunStorage(postgres_url)
+        self._event_log_storage = BatchedEventLogStorage(postgres_url)
+        self._schedule_storage = PostgresScheduleStorage(postgres_url)
+        DagsterStorage.__init__(self)
 
     @classmethod
     def config_type(cls):
@@ -43,9 +59,6 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
         step_server.start_if_run_process()
         with tables_lock(url):
             storage = cls(postgres_url=url, inst_data=inst_data)
-        # The same event log, storing a range run's planned events in a few statements
-        # (event_batches.py); the tables exist now, made by the storage above.
-        storage._event_log_storage = BatchedEventLogStorage(url, should_autocreate_tables=False)
         # dagster-postgres opens a new connection for every event it stores, and a daily run
         # stores hundreds (every materialization, check result and log line, each a few ms of
         # connection set-up). Each process keeps one open instead, as the webserver does.

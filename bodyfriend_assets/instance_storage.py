@@ -17,6 +17,7 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
+from dagster_postgres.utils import retry_pg_connection_fn
 
 from bodyfriend_assets import settings, step_server
 from bodyfriend_assets.event_batches import BatchedEventLogStorage
@@ -26,6 +27,7 @@ POOL_RECYCLE_SECONDS = 3600
 MAX_OVERFLOW = 4  # connections beyond the one kept, for threads storing events at once
 TABLES_LOCK = "bodyfriend: the Dagster instance's tables"
 TABLES_LOCK_TIMEOUT_SECONDS = 600  # a bound for a hung process, not the time creation takes
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's error code when lock_timeout ends a wait
 
 
 def instance_storage_url() -> str:
@@ -85,11 +87,14 @@ def tables_lock(url: str) -> Iterator[None]:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     key = sa.func.hashtext(TABLES_LOCK)
     try:
-        with engine.connect() as conn:
+        # Connecting is retried as dagster-postgres retries its own connections.
+        with retry_pg_connection_fn(engine.connect) as conn:
             conn.execute(sa.select(sa.func.set_config("lock_timeout", f"{TABLES_LOCK_TIMEOUT_SECONDS}s", False)))
             try:
                 conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
-            except sa.exc.OperationalError:
+            except sa.exc.OperationalError as err:
+                if getattr(err.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+                    raise
                 raise InstanceTablesLockTimeout(
                     f"the Dagster instance database ({DAGSTER_PG_URL_VAR}): another process kept its "
                     f"tables lock for {TABLES_LOCK_TIMEOUT_SECONDS} s while creating its tables"

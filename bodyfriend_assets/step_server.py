@@ -17,10 +17,11 @@ do so (``is_run_process``):
   run the run in the command's own process.
 
 Every other process that builds the instance (the webserver, the daemon, the code server, the
-steps, whose ``sys.argv`` is the run's process's, the fork server itself, the tests) starts nothing, and with ``BODYFRIEND_EXECUTOR=celery``
-(steps on Celery workers) no run needs one. The fork server is the one Dagster would start: the
-same preload, so Dagster finds it running and uses it. It keeps the environment of the process at
-its start, as it did before (the run's own), and exits with that process.
+steps, whose ``sys.argv`` is the run's process's, the fork server itself, the tests) starts
+nothing, and with ``BODYFRIEND_EXECUTOR=celery`` (steps on Celery workers) no run needs one. The
+fork server is the one Dagster would start: the same preload, so Dagster finds it running and
+uses it. It keeps the environment of the process at its start, as it did before (the run's own),
+and exits with that process.
 """
 
 from __future__ import annotations

@@ -88,8 +88,8 @@ def legacy_url(given: str | None = None) -> URL:
     embedded stand-in."""
     url = _from_env(LEGACY_URL_VAR, given)
     if url is None:
-        url = embedded.server_url(embedded.LEGACY_DATABASE)
-        if embedded.ensure_database(url):
+        url, created = _embedded_database(embedded.LEGACY_DATABASE)
+        if created:
             # A new embedded legacy database starts with demo data, so that every documented
             # command works on a fresh machine.
             from bodyfriend_assets.demo.generator import seed_legacy
@@ -118,12 +118,26 @@ def instance_storage_url() -> URL:
 def _postgres_setting(var: str, embedded_database: str, given: str | None = None) -> URL:
     url = _from_env(var, given)
     if url is None:
-        url = embedded.server_url(embedded_database)
-        embedded.ensure_database(url)
-        return url
+        return _embedded_database(embedded_database)[0]
     if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg2":
         raise SettingsError(f"{var} must be a postgresql+psycopg2:// URL (got a {url.drivername} URL)")
     return url
+
+
+# The embedded server's databases this process has created or found: a URL resolved again (every
+# DataHub.engine() call resolves it) does not open an admin connection to ask again.
+_ensured: set[str] = set()
+
+
+def _embedded_database(database: str) -> tuple[URL, bool]:
+    """The embedded server's ``database``, created if missing; True if this call created it."""
+    url = embedded.server_url(database)
+    known = url.render_as_string()  # the server's socket and the database, the password hidden
+    if known in _ensured:
+        return url, False
+    created = embedded.ensure_database(url)
+    _ensured.add(known)
+    return url, created
 
 
 def is_sql_server(url: URL) -> bool:

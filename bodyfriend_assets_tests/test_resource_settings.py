@@ -73,3 +73,21 @@ def test_the_ui_names_the_variables_a_deployment_reads_and_never_shows_their_val
 def test_an_unset_variable_leaves_the_url_to_the_environment_at_connect_time(monkeypatch):
     monkeypatch.delenv(settings.DATAHUB_URL_VAR, raising=False)
     assert DataHub.from_environment().url is None
+
+
+def test_the_embedded_data_hub_is_looked_for_once_per_process_however_often_it_is_resolved(monkeypatch):
+    """In development every DataHub.engine() resolves the URL; the embedded server is asked
+    whether the database exists (an admin connection) the first time only."""
+    from bodyfriend_assets import embedded
+
+    monkeypatch.delenv(settings.DATAHUB_URL_VAR, raising=False)
+    monkeypatch.delenv(settings.ENV_VAR, raising=False)
+    asked = []
+    real = embedded.ensure_database
+    monkeypatch.setattr(embedded, "ensure_database", lambda url: asked.append(url) or real(url))
+    first = settings.datahub_url()
+    assert scalar(first, "SELECT current_database()") == embedded.DATAHUB_DATABASE
+    asked.clear()
+    assert [settings.datahub_url() for _ in range(3)] == [first] * 3
+    assert DataHub().database_url() == first
+    assert asked == []

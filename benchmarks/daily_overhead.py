@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -54,7 +53,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from benchmarks.extraction import DEMO_ROWS, INSTANCE_CONFIG, START, Bench, _wait_for_quiet, _watch
+from benchmarks.extraction import (
+    DEMO_ROWS, INSTANCE_CONFIG, START, Bench, _wait_for_quiet, _watch, in_a_run_process,
+)
 
 PARTS = ("sql", "lv1ex", "step_body", "step_start", "orchestration")
 PLATFORM_PARTS = ("step_body", "step_start", "orchestration")  # Dagster's and the steps' own cost
@@ -137,12 +138,7 @@ def _run_process(spec: dict) -> int:
     """The run's process, started as Dagster's code server starts a launched run's: by
     multiprocessing's spawn method (so it starts its steps' fork server as it builds the instance,
     step_server.py). The in-process executor has no steps to fork: its run runs here."""
-    if spec["in_process"]:
-        return _worker(spec)
-    process = multiprocessing.get_context("spawn").Process(target=_worker, args=(spec,))
-    process.start()
-    process.join()
-    return process.exitcode
+    return _worker(spec) if spec["in_process"] else in_a_run_process(_worker, spec)
 
 
 def _worker(spec: dict) -> int:

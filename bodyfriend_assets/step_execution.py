@@ -30,13 +30,19 @@ class ExecutorSettingsError(ValueError):
     pass
 
 
+def chosen_executor() -> str:
+    """What ``BODYFRIEND_EXECUTOR`` asks for, in lower case: ``local`` when it is unset or empty.
+    Not checked here: ``executor_from_environment`` fails a run on any other value."""
+    return os.environ.get(EXECUTOR_VAR, "").strip().lower() or LOCAL
+
+
 def executor_from_environment(local: dg.ExecutorDefinition) -> dg.ExecutorDefinition:
     """An executor that, for each run, becomes ``local`` or the Celery executor, as
     ``BODYFRIEND_EXECUTOR`` says in the run's environment."""
 
     @dg.executor(name="step_executor", requirements=dg.multiple_process_executor_requirements())
     def _chosen(init_context: dg.InitExecutorContext) -> dg.Executor:
-        choice = os.environ.get(EXECUTOR_VAR, "").strip().lower() or LOCAL
+        choice = chosen_executor()
         if choice == CELERY:
             return celery_from_environment()
         if choice != LOCAL:

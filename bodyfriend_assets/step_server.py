@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
-import os
 import sys
 from pathlib import Path
 
-from bodyfriend_assets.step_execution import EXECUTOR_VAR, LOCAL
+from bodyfriend_assets.step_execution import LOCAL, chosen_executor
 
 # Imported by the fork server before its first fork: the definitions, and what a step needs to
 # build the run's instance. Dagster puts its executor module first (multiprocess.py), so the
@@ -45,7 +44,7 @@ RUN_COMMANDS = (("asset", "materialize"), ("job", "execute"))
 
 def is_run_process(argv: list[str] | None = None) -> bool:
     """Whether this process executes a run with its steps forked locally (see the module)."""
-    if os.environ.get(EXECUTOR_VAR, "").strip().lower() not in ("", LOCAL):
+    if chosen_executor() != LOCAL:
         return False
     if isinstance(multiprocessing.current_process(), multiprocessing.context.SpawnProcess):
         return True

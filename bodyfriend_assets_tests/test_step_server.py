@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from bodyfriend_assets import step_server
+from bodyfriend_assets.step_execution import EXECUTOR_VAR
 from bodyfriend_assets_tests.processes import REPOSITORY, dagster_home
 
 ANSWER_SECONDS = 600  # a bound for a hung process, not a speed requirement
@@ -64,7 +65,7 @@ def _step(home: str, answers) -> None:
 @pytest.fixture
 def instance_home(tmp_path, monkeypatch, make_database):
     monkeypatch.setenv("DAGSTER_PG_URL", make_database("dagster").render_as_string(hide_password=False))
-    monkeypatch.delenv(step_server.EXECUTOR_VAR, raising=False)
+    monkeypatch.delenv(EXECUTOR_VAR, raising=False)
     return str(dagster_home(tmp_path / "dagster_home"))
 
 
@@ -112,7 +113,7 @@ def test_a_dagster_materialize_command_starts_the_fork_server_and_its_steps_star
 
 
 def test_a_run_process_whose_steps_go_to_celery_starts_no_fork_server(instance_home, monkeypatch):
-    monkeypatch.setenv(step_server.EXECUTOR_VAR, "celery")
+    monkeypatch.setenv(EXECUTOR_VAR, "celery")
     assert _spawned_run_process(instance_home)["fork_servers"] == []
 
 
@@ -139,7 +140,7 @@ def test_any_other_process_that_builds_the_instance_starts_no_fork_server(instan
     (["-c"], False),
 ])
 def test_the_dagster_commands_that_run_a_run_in_their_own_process_are_run_processes(argv, runs, monkeypatch):
-    monkeypatch.delenv(step_server.EXECUTOR_VAR, raising=False)
+    monkeypatch.delenv(EXECUTOR_VAR, raising=False)
     assert step_server.is_run_process(argv) is runs
-    monkeypatch.setenv(step_server.EXECUTOR_VAR, "celery")
+    monkeypatch.setenv(EXECUTOR_VAR, "celery")
     assert step_server.is_run_process(argv) is False

@@ -23,6 +23,7 @@ from bodyfriend_assets.compat.dependency_manager import (
 from bodyfriend_assets.event_batch_size import store_events_in_batches
 from bodyfriend_assets.hc import HerokuConnect, build_hc_assets
 from bodyfriend_assets.legacy import legacy_specs
+from bodyfriend_assets.long_lived import keep_for_life
 from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.lv1ex import lv1ex_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
@@ -94,3 +95,7 @@ defs = dg.Definitions(
     },
     executor=step_executor,
 )
+
+# Dagster and these definitions live as long as the process: the collector need not walk them
+# again (long_lived.py).
+keep_for_life()

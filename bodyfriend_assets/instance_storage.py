@@ -21,6 +21,7 @@ from dagster_postgres.utils import retry_pg_connection_fn
 
 from bodyfriend_assets import settings, step_server
 from bodyfriend_assets.event_batches import BatchedEventLogStorage
+from bodyfriend_assets.long_lived import keep_for_life
 
 DAGSTER_PG_URL_VAR = settings.DAGSTER_PG_URL_VAR
 POOL_RECYCLE_SECONDS = 3600
@@ -57,8 +58,10 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
     def from_config_value(cls, inst_data, config_value):
         url = instance_storage_url()
         # A run's process builds its instance first: its steps' fork server starts importing now,
-        # beside the definitions' import and the run's planning (step_server.py).
-        step_server.start_if_run_process()
+        # beside the definitions' import and the run's planning (step_server.py). Dagster, all
+        # imported by now, stays for the process's life (long_lived.py).
+        if step_server.start_if_run_process():
+            keep_for_life()
         with tables_lock(url):
             storage = cls(postgres_url=url, inst_data=inst_data)
         # dagster-postgres opens a new connection for every event it stores, and a daily run

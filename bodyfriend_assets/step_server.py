@@ -33,10 +33,10 @@ from pathlib import Path
 
 from bodyfriend_assets.step_execution import LOCAL, chosen_executor
 
-# Imported by the fork server before its first fork: the definitions, and what a step needs to
-# build the run's instance. Dagster puts its executor module first (multiprocess.py), so the
-# list here is the one it sets, and a fork server started early serves the run unchanged.
-STEP_PRELOAD = ("bodyfriend_assets.definitions", "bodyfriend_assets.step_preload")
+# Imported by the fork server before its first fork: what a step needs to build the run's instance,
+# then the definitions (step_preload.py). Dagster puts its executor module first (multiprocess.py),
+# so the list here is the one it sets, and a fork server started early serves the run unchanged.
+STEP_PRELOAD = ("bodyfriend_assets.step_preload",)
 PRELOAD = ("dagster._core.executor.multiprocess", *STEP_PRELOAD)
 
 RUN_COMMANDS = (("asset", "materialize"), ("job", "execute"))

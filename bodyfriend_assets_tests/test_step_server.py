@@ -4,6 +4,7 @@ process is spawned as Dagster's code server spawns one, and its children are loo
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -38,7 +39,7 @@ def _build_instance(home: str) -> dict:
     before = "bodyfriend_assets.definitions" in sys.modules
     with dg.DagsterInstance.from_config(home):
         return {"definitions_imported": before or "bodyfriend_assets.definitions" in sys.modules,
-                "fork_servers": _fork_servers()}
+                "fork_servers": _fork_servers(), "set_aside": gc.get_freeze_count()}
 
 
 def _as_a_run_process(home: str, also_a_step: bool) -> dict:
@@ -88,6 +89,10 @@ def test_a_spawned_run_process_starts_the_steps_fork_server_as_it_builds_the_ins
     assert all(repr(module) in server for module in step_server.PRELOAD), server
     # A step builds the instance too, and starts no fork server of its own.
     assert answer["step"]["fork_servers"] == []
+    # Dagster, imported by then, is set aside from the collector (long_lived.py); a step inherits
+    # the fork server's heap set aside, the definitions with it, before the step builds anything.
+    assert answer["set_aside"] > 50_000
+    assert answer["step"]["set_aside"] > answer["set_aside"]
 
 
 def test_a_dagster_materialize_command_starts_the_fork_server_and_its_steps_start_none(instance_home, tmp_path):

@@ -37,7 +37,21 @@ ROWS_PER_INSERT = 1_000  # bounds one statement's size whatever the batch
 
 
 class BatchedEventLogStorage(PostgresEventLogStorage):
-    """dagster-postgres's event log, storing a batch of planned events in a few statements."""
+    """dagster-postgres's event log, storing a batch of planned events in a few statements, and
+    remembering which of its tables exist."""
+
+    def __init__(self, *args, **kwargs):
+        self._tables_found: set[str] = set()
+        super().__init__(*args, **kwargs)
+
+    def has_table(self, table_name: str) -> bool:
+        """dagster-postgres asks the database for every event it stores (whether the asset check
+        and asset tag tables exist), each time on a connection of its own while the event's own
+        is open. A table found stays found for the storage's life: Dagster's migrations add tables,
+        and none drops one under a running process."""
+        if table_name not in self._tables_found and super().has_table(table_name):
+            self._tables_found.add(table_name)
+        return table_name in self._tables_found
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         if not events or any(event.dagster_event_type not in PLANNED_EVENTS for event in events):

@@ -66,10 +66,12 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
             storage = cls(postgres_url=url, inst_data=inst_data)
         # dagster-postgres opens a new connection for every event it stores, and a daily run
         # stores hundreds (every materialization, check result and log line, each a few ms of
-        # connection set-up). Each process keeps one open instead, as the webserver does.
-        storage.event_log_storage.optimize_for_webserver(
-            statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=MAX_OVERFLOW
-        )
+        # connection set-up), and for every read or write of a run. Each process keeps one open
+        # for each instead, as the webserver does.
+        for part in (storage.event_log_storage, storage.run_storage):
+            part.optimize_for_webserver(
+                statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=MAX_OVERFLOW
+            )
         return storage
 
 

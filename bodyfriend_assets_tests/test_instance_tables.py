@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
@@ -113,3 +114,44 @@ def test_a_process_that_waits_too_long_for_the_tables_lock_fails_naming_the_inst
         engine.dispose()
     assert "DAGSTER_PG_URL" in str(raised.value) and "1 s" in str(raised.value)
     assert not url.password or url.password not in str(raised.value)
+
+
+def test_a_process_stores_events_and_reads_runs_on_the_connections_it_keeps(empty_instance):
+    """dagster-postgres opens a connection for each event it stores and each read of a run (a few
+    ms each, on both ends); the platform's storage keeps one for each, and asks once whether a
+    table exists (instance_storage, event_batches)."""
+    _, home = empty_instance
+    opened, table_lookups = [], []
+
+    def count(dbapi_connection, record):
+        opened.append(1)
+
+    def lookups(conn, cursor, statement, parameters, context, executemany):
+        if "pg_catalog.pg_class" in statement:  # SQLAlchemy's has_table
+            table_lookups.append(parameters)
+
+    times = 20
+    with dg.DagsterInstance.from_config(home) as instance:
+        # The pools' first connections, and the first look at each table
+        instance.get_runs()
+        instance.report_runless_asset_event(dg.AssetMaterialization("warm_up", partition="2024-01-01"))
+        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("warm_up"), check_name="rows_match_source", passed=True, partition="2024-01-01",
+        ))
+        sa.event.listen(sa.pool.Pool, "connect", count)
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", lookups)
+        try:
+            for n in range(times):
+                day = f"2024-01-{n + 1:02d}"
+                instance.report_runless_asset_event(dg.AssetMaterialization("lv0_table", partition=day))
+                instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+                    asset_key=dg.AssetKey("lv0_table"), check_name="rows_match_source", passed=True, partition=day,
+                ))
+                instance.get_runs(limit=1)
+            stored = instance.fetch_materializations(dg.AssetKey("lv0_table"), limit=times + 1).records
+        finally:
+            sa.event.remove(sa.pool.Pool, "connect", count)
+            sa.event.remove(sa.engine.Engine, "before_cursor_execute", lookups)
+    assert len(stored) == times
+    assert len(opened) <= 2, f"{len(opened)} connections opened for {times} rounds"
+    assert table_lookups == []

@@ -30,15 +30,17 @@ from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, Sq
 from dagster._serdes import serialize_value
 from dagster_postgres.event_log import PostgresEventLogStorage
 
+from bodyfriend_assets.kept_connections import KeptConnections
+
 PLANNED_EVENTS = frozenset(
     {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
 )
 ROWS_PER_INSERT = 1_000  # bounds one statement's size whatever the batch
 
 
-class BatchedEventLogStorage(PostgresEventLogStorage):
-    """dagster-postgres's event log, storing a batch of planned events in a few statements, and
-    remembering which of its tables exist."""
+class BatchedEventLogStorage(KeptConnections, PostgresEventLogStorage):
+    """dagster-postgres's event log, storing a batch of planned events in a few statements,
+    remembering which of its tables exist, and able to keep its connection (kept_connections.py)."""
 
     def __init__(self, *args, **kwargs):
         self._tables_found: set[str] = set()

@@ -21,11 +21,10 @@ from dagster_postgres.utils import retry_pg_connection_fn
 
 from bodyfriend_assets import settings, step_server
 from bodyfriend_assets.event_batches import BatchedEventLogStorage
+from bodyfriend_assets.kept_connections import KeptConnections
 from bodyfriend_assets.long_lived import keep_for_life
 
 DAGSTER_PG_URL_VAR = settings.DAGSTER_PG_URL_VAR
-POOL_RECYCLE_SECONDS = 3600
-MAX_OVERFLOW = 4  # connections beyond the one kept, for threads storing events at once
 TABLES_LOCK = "bodyfriend: the Dagster instance's tables"
 TABLES_LOCK_TIMEOUT_SECONDS = 600  # a bound for a hung process, not the time creation takes
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's error code when lock_timeout ends a wait
@@ -45,7 +44,7 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
         self.postgres_url = postgres_url
         self.should_autocreate_tables = True
         self._inst_data = inst_data
-        self._run_storage = PostgresRunStorage(postgres_url)
+        self._run_storage = KeptRunStorage(postgres_url)
         self._event_log_storage = BatchedEventLogStorage(postgres_url)
         self._schedule_storage = PostgresScheduleStorage(postgres_url)
         DagsterStorage.__init__(self)
@@ -64,15 +63,15 @@ class DataHubInstanceStorage(DagsterPostgresStorage):
             keep_for_life()
         with tables_lock(url):
             storage = cls(postgres_url=url, inst_data=inst_data)
-        # dagster-postgres opens a new connection for every event it stores, and a daily run
-        # stores hundreds (every materialization, check result and log line, each a few ms of
-        # connection set-up), and for every read or write of a run. Each process keeps one open
-        # for each instead, as the webserver does.
-        for part in (storage.event_log_storage, storage.run_storage):
-            part.optimize_for_webserver(
-                statement_timeout=0, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=MAX_OVERFLOW
-            )
+        # One connection kept for the events and one for the runs, checked when taken
+        # (kept_connections.py), rather than one opened for each.
+        storage.event_log_storage.keep_connections()
+        storage.run_storage.keep_connections()
         return storage
+
+
+class KeptRunStorage(KeptConnections, PostgresRunStorage):
+    """dagster-postgres's run storage, its connection kept (kept_connections.py)."""
 
 
 class InstanceTablesLockTimeout(RuntimeError):

@@ -155,3 +155,27 @@ def test_a_process_stores_events_and_reads_runs_on_the_connections_it_keeps(empt
     assert len(stored) == times
     assert len(opened) <= 2, f"{len(opened)} connections opened for {times} rounds"
     assert table_lookups == []
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced_when_next_taken(empty_instance):
+    """A step may be quiet for minutes while it copies a large table: long enough for the server
+    to restart or a network device to drop the idle connection it keeps (kept_connections.py)."""
+    url, home = empty_instance
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    end_the_others = sa.text(
+        "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    try:
+        with dg.DagsterInstance.from_config(home) as instance:
+            instance.get_runs()
+            instance.report_runless_asset_event(dg.AssetMaterialization("lv0_table", partition="2024-01-01"))
+            with admin.connect() as conn:
+                ended = conn.execute(end_the_others).scalar_one()
+            assert ended >= 2  # the events' connection and the runs'
+            instance.report_runless_asset_event(dg.AssetMaterialization("lv0_table", partition="2024-01-02"))
+            assert instance.get_runs() == []
+            stored = instance.fetch_materializations(dg.AssetKey("lv0_table"), limit=5).records
+    finally:
+        admin.dispose()
+    assert sorted(record.partition_key for record in stored) == ["2024-01-01", "2024-01-02"]

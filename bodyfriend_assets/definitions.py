@@ -27,7 +27,7 @@ from bodyfriend_assets.long_lived import keep_for_life
 from bodyfriend_assets.lv0 import lv0_assets
 from bodyfriend_assets.lv1ex import lv1ex_assets
 from bodyfriend_assets.resources import DataHub, LegacyDatabase
-from bodyfriend_assets.step_execution import executor_from_environment
+from bodyfriend_assets.step_execution import STEPS_AT_ONCE, executor_from_environment
 from bodyfriend_assets.step_server import STEP_PRELOAD
 from bodyfriend_assets.storage.io_manager import DATAHUB_IO, DataHubIOManager
 from bodyfriend_assets.transforms import build_model_steps
@@ -68,9 +68,10 @@ dependencies = expected_dependencies(platform_assets, dag_ids) | stand_in_depend
 # launched with. BODYFRIEND_EXECUTOR=celery sends the steps to Celery workers instead
 # (step_execution.py, README "Deployment"). The fork server also imports what a step needs to
 # build the run's instance (step_preload.py).
-step_executor = executor_from_environment(local=dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": list(STEP_PRELOAD)}}}
-))
+step_executor = executor_from_environment(local=dg.multiprocess_executor.configured({
+    "start_method": {"forkserver": {"preload_modules": list(STEP_PRELOAD)}},
+    "max_concurrent": STEPS_AT_ONCE,
+}))
 
 # The URLs as dg.EnvVar where the variables are set: the UI shows which variable each reads.
 datahub = DataHub.from_environment()

@@ -100,6 +100,15 @@ def test_a_range_run_of_the_nightly_job_is_listed_under_its_job_from_the_workspa
     }
     assert {"lv0_tables_1", "lv0_large_tables", "lv1_models", "lv2_models", "hc_objects"} <= step_pids.keys()
     assert step_pids["lv0_tables_1"] != step_pids["lv0_large_tables"]
+    # One step more than the machine's cores at once (step_execution.STEPS_AT_ONCE): even on 2
+    # cores, the three lv0 steps run side by side, each started before any of them ended.
+    lv0_steps = {"lv0_tables_1", "lv0_tables_2", "lv0_large_tables"}
+    started = [e.timestamp for e in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
+               if e.step_key in lv0_steps]
+    ended = [e.timestamp for e in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_SUCCESS)
+             if e.step_key in lv0_steps]
+    assert len(started) == len(ended) == 3
+    assert max(started) < min(ended)
 
     # One materialization per asset and partition of the range.
     materializations = _materializations(instance, run.run_id)

@@ -8,7 +8,8 @@ job's own executor (steps forked from a preloaded fork server), on a Dagster ins
 the repository's ``dagster.yaml`` (PostgreSQL storage, a new database for each run), in a process
 of its own started for the run, as the run launcher starts one (multiprocessing's spawn method).
 The databases are those of ``python -m benchmarks.extraction`` (its home, ``.bodyfriend/bench``),
-the Data Hub emptied before each run. ``--in-process`` runs the same selection with the in-process executor instead.
+the Data Hub emptied before each run. ``--in-process`` runs the same selection with the
+in-process executor instead.
 
 The run's wall time (``execute_job``, from the call to its return) is split with the run's own
 event log, not by subtraction alone. Every materialization and check result reports the seconds

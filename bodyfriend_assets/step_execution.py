@@ -23,7 +23,7 @@ import dagster as dg
 # How many steps of a run the local executor runs at once: one more than the machine's cores
 # (Dagster's default is as many). A step spends part of its time waiting for a database to answer,
 # so the extra step keeps the cores busy; on 2 cores the three lv0 steps then run at once, and a
-# 7-day lv0 range took 5.5-5.6 s instead of 6.4-6.8 s (README, "lv0 over 7 days against sling").
+# 7-day lv0 range took 5.6-5.7 s instead of 6.7-7.0 s (README, "lv0 over 7 days against sling").
 STEPS_AT_ONCE = (os.cpu_count() or 1) + 1
 
 EXECUTOR_VAR = "BODYFRIEND_EXECUTOR"
